@@ -1,0 +1,141 @@
+"""``create_app()``: the routes, the middlewares and the resources of one proxy replica.
+
+Resources live in ``cleanup_ctx`` generators, one per resource, so aiohttp opens them at
+start-up and closes them in reverse order at shutdown, collecting every error on the way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from .admin import add_admin_routes
+from .config import Config
+from .errors import BadRequest, NotFound, error_middleware
+from .forward import forward, strip_server_defaults
+from .keys import (
+    CLIENT_SESSION,
+    CONFIG,
+    METRICS,
+    REPLICA_ID,
+    REQUEST_ID,
+    REQUEST_ID_HEADER,
+    TOKENS,
+)
+from .metrics import ProxyMetrics, method_label, status_class
+from .tokens import RedisTokenStore, TokenStore
+from .tokens.manager import TokenManager
+
+__all__ = ["create_app", "new_replica_id"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A client's own request id is reused only if it is short and plain, so it cannot smuggle
+# anything into logs or headers.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+def new_replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def create_app(
+    config: Config, *, store: TokenStore | None = None, replica_id: str | None = None
+) -> web.Application:
+    """Build one replica. Without ``store``, tokens live in the Redis named by the config."""
+    app = web.Application(
+        middlewares=[request_context_middleware, error_middleware, origin_form_middleware],
+        # Bodies are streamed and counted by the forwarder; this only guards read()/post().
+        client_max_size=config.limits.max_body_bytes,
+        handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024},
+    )
+    app[CONFIG] = config
+    app[REPLICA_ID] = replica_id or new_replica_id()
+    app[METRICS] = ProxyMetrics.create()
+    app.cleanup_ctx.append(_client_session_ctx)
+    app.cleanup_ctx.append(_token_store_ctx(store))
+    app.on_response_prepare.append(strip_server_defaults)
+
+    add_admin_routes(app)
+    app.router.add_route("*", "/_proxy/{tail:.*}", _not_found)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    raise NotFound(f"The proxy has no route {request.path}.")
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Gives each request its id and counts it; the outermost layer, so it sees every answer."""
+    client_id = request.headers.get(REQUEST_ID_HEADER, "")
+    request[REQUEST_ID] = client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
+    metrics = request.app[METRICS]
+    metrics.in_flight.inc()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+        return response
+    finally:
+        metrics.in_flight.dec()
+        metrics.requests.labels(method_label(request.method), status_class(status)).inc()
+
+
+@web.middleware
+async def origin_form_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse every request target but origin-form (``/path?query``), before any routing.
+
+    An absolute-form target (``GET http://elsewhere/ HTTP/1.1``) would otherwise be routed by
+    its path alone; refusing it keeps the proxy from ever being used to reach another host.
+    """
+    if request.method == "CONNECT":
+        raise BadRequest("CONNECT is not supported: this is a reverse proxy for PandaDoc.")
+    if not request.raw_path.startswith("/"):
+        raise BadRequest("Only origin-form request targets (/path?query) are accepted.")
+    return await handler(request)
+
+
+async def _client_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    upstream = app[CONFIG].upstream
+    connector = aiohttp.TCPConnector(limit=upstream.max_connections, ttl_dns_cache=300)
+    session = aiohttp.ClientSession(
+        connector=connector,
+        # One session serves every client: a shared cookie jar would hand one client's
+        # cookies to the next, so the proxy keeps none.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # Bodies pass through encoded, exactly as PandaDoc sent them.
+        auto_decompress=False,
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=upstream.connect_timeout_s, sock_read=upstream.timeout_s
+        ),
+        trust_env=False,
+    )
+    app[CLIENT_SESSION] = session
+    yield
+    await session.close()
+
+
+def _token_store_ctx(
+    given: TokenStore | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def token_store_ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        store = given or RedisTokenStore.from_url(
+            config.redis.url, config.redis.key_prefix, timeout_s=config.redis.socket_timeout_s
+        )
+        app[TOKENS] = TokenManager(store, cache_s=config.redis.token_cache_s)
+        yield
+        if given is None:
+            await store.close()
+
+    return token_store_ctx

@@ -1,0 +1,315 @@
+"""The command line (contract sections 1 and 7).
+
+Exit status: 0 on success, 2 on a configuration error (one line on stderr naming the file, the
+key and the problem), 1 on any other failure (one line on stderr). ``token status`` exits 1
+when no usable token is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from .config import Config, ConfigError, load_config
+from .emulator.options import add_emulator_arguments, settings_from_args
+
+__all__ = ["main"]
+
+CONFIG_ENV = "PANDADOC_PROXY_CONFIG"
+
+T = TypeVar("T")
+
+
+class CommandFailed(Exception):
+    """A one-line reason for exit status 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except ConfigError as exc:
+        print(f"pandadoc-proxy: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CommandFailed as exc:
+        print(f"pandadoc-proxy: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pandadoc-proxy",
+        description=(
+            "A reverse proxy that lets apps call the PandaDoc API without OAuth: it adds the "
+            "bearer token, shares it between replicas through Redis and refreshes it."
+        ),
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the proxy in the foreground")
+    _add_config_option(serve)
+    serve.add_argument("--host", help="listen on this address instead of listen.host")
+    serve.add_argument("--port", type=int, help="listen on this port instead of listen.port")
+    serve.set_defaults(command=_serve)
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    _add_config_option(check)
+    check.set_defaults(command=_check_config)
+
+    token = commands.add_parser("token", help="inspect or change the stored token pair")
+    token_commands = token.add_subparsers(title="token commands", metavar="ACTION", required=True)
+    status = token_commands.add_parser("status", help="is a usable token stored? (never prints it)")
+    _add_config_option(status)
+    status.set_defaults(command=_token_status)
+    set_ = token_commands.add_parser("set", help="store a token pair obtained elsewhere")
+    _add_config_option(set_)
+    set_.add_argument("--access-token", required=True, help="the access token")
+    set_.add_argument("--refresh-token", required=True, help="the refresh token")
+    set_.add_argument(
+        "--expires-in", type=float, help="seconds until the access token expires, if known"
+    )
+    set_.set_defaults(command=_token_set)
+    exchange = token_commands.add_parser(
+        "exchange", help="exchange an authorization code (the manual flow) and store the pair"
+    )
+    _add_config_option(exchange)
+    exchange.add_argument("--code", required=True, help="the code PandaDoc sent to redirect_uri")
+    exchange.set_defaults(command=_token_exchange)
+
+    demo = commands.add_parser(
+        "demo", help="run the PandaDoc emulator and the proxy in front of it, already connected"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="the proxy's address (127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8080, help="the proxy's port (8080)")
+    demo.add_argument(
+        "--emulator-port", type=int, default=0, help="the emulator's port (default: any free one)"
+    )
+    demo.add_argument("--redis-url", help="keep the token in this Redis instead of in the process")
+    demo.set_defaults(command=_demo)
+
+    emulator = commands.add_parser(
+        "emulator", help="run the PandaDoc emulator alone, for integration tests of your apps"
+    )
+    add_emulator_arguments(emulator)
+    emulator.set_defaults(command=_emulator)
+    return parser
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=os.environ.get(CONFIG_ENV),
+        help=f"the YAML configuration file (default: ${CONFIG_ENV})",
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    if not args.config:
+        raise ConfigError(
+            "(no file)", "", f"no configuration file: pass --config PATH or set {CONFIG_ENV}"
+        )
+    return load_config(args.config)
+
+
+# --- serve, check-config -------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+    from .logs import configure_logging
+    from .server import ListenError, run, serve_until_stopped, start_site
+
+    config = _config(args)
+    listen = dataclasses.replace(
+        config.listen,
+        host=args.host or config.listen.host,
+        port=config.listen.port if args.port is None else args.port,
+    )
+    configure_logging(config.logging)
+
+    async def started() -> list[web.AppRunner]:
+        runner, port = await start_site(
+            create_app(config), listen.host, listen.port, access_log=config.logging.access_log
+        )
+        print(f"pandadoc-proxy serving on http://{listen.host}:{port}", file=sys.stderr, flush=True)
+        return [runner]
+
+    try:
+        run(serve_until_stopped(started))
+    except ListenError as exc:
+        raise CommandFailed(str(exc)) from None
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(
+        f"{args.config}: OK (upstream {config.upstream.base_url}, redis prefix "
+        f"{config.redis.key_prefix!r})"
+    )
+    return 0
+
+
+# --- token commands ---------------------------------------------------------------------------
+
+
+def _with_store(args: argparse.Namespace, action: Callable[[Config, Any], Awaitable[T]]) -> T:
+    """Run ``action(config, store)`` against the configured Redis, closing it afterwards."""
+    from .tokens import RedisTokenStore, TokenStoreError
+
+    config = _config(args)
+
+    async def body() -> T:
+        store = RedisTokenStore.from_url(
+            config.redis.url, config.redis.key_prefix, timeout_s=config.redis.socket_timeout_s
+        )
+        try:
+            return await action(config, store)
+        except TokenStoreError as exc:
+            raise CommandFailed(f"token store unreachable ({exc})") from None
+        finally:
+            await store.close()
+
+    return asyncio.run(body())
+
+
+def _describe_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "unknown"
+    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    delta = epoch - time.time()
+    if delta >= 0:
+        return f"{stamp} (in {_span(delta)})"
+    return f"{stamp} ({_span(-delta)} ago)"
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} seconds"
+
+
+def _token_status(args: argparse.Namespace) -> int:
+    from .tokens import RedisTokenStore, StoredPair
+
+    async def status(config: Config, store: RedisTokenStore) -> StoredPair | None:
+        return await store.load()
+
+    pair = _with_store(args, status)
+    if pair is None:
+        print("token: none stored (connect the proxy to PandaDoc: GET /_proxy/ on the proxy)")
+        return 1
+    print("token: stored")
+    print(f"version: {pair.version}")
+    print(f"expires: {_describe_time(pair.expires_at)}")
+    print(f"last refreshed: {_describe_time(pair.obtained_at)} by {pair.obtained_by}")
+    return 0
+
+
+def _token_set(args: argparse.Namespace) -> int:
+    from .tokens import NewTokens, RedisTokenStore, StoredPair
+
+    if not args.access_token.strip() or not args.refresh_token.strip():
+        raise CommandFailed("the access token and the refresh token must not be empty")
+    if args.expires_in is not None and args.expires_in <= 0:
+        raise CommandFailed("--expires-in must be a positive number of seconds")
+    tokens = NewTokens(args.access_token.strip(), args.refresh_token.strip(), args.expires_in)
+
+    async def store_pair(config: Config, store: RedisTokenStore) -> StoredPair:
+        return await store.save(tokens, expected_version=None, obtained_by="cli")
+
+    pair = _with_store(args, store_pair)
+    print(f"stored token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
+    return 0
+
+
+def _token_exchange(args: argparse.Namespace) -> int:
+    from .tokens import RedisTokenStore, StaleWrite, StoredPair
+    from .tokens.oauth import TokenEndpointError, exchange_code
+
+    async def exchange(config: Config, store: RedisTokenStore) -> StoredPair:
+        current = await store.load()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+            try:
+                tokens = await exchange_code(session, config.oauth, args.code.strip())
+            except TokenEndpointError as exc:
+                raise CommandFailed(f"the code exchange failed: {exc}") from None
+        try:
+            return await store.save(
+                tokens,
+                expected_version=current.version if current else 0,
+                obtained_by="cli",
+            )
+        except StaleWrite:
+            raise CommandFailed(
+                "another replica stored a new pair during the exchange; the new one was kept"
+            ) from None
+
+    pair = _with_store(args, exchange)
+    print(f"stored token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
+    return 0
+
+
+# --- demo, emulator ---------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .config import LoggingConfig
+    from .demo import start_demo
+    from .logs import configure_logging
+    from .server import ListenError, run, serve_until_stopped
+
+    configure_logging(LoggingConfig(format="text"))
+
+    async def started() -> list[web.AppRunner]:
+        return await start_demo(
+            args.host, args.port, redis_url=args.redis_url, emulator_port=args.emulator_port
+        )
+
+    try:
+        run(serve_until_stopped(started))
+    except ListenError as exc:
+        raise CommandFailed(str(exc)) from None
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from .config import LoggingConfig
+    from .emulator import create_emulator_app
+    from .logs import configure_logging
+    from .server import ListenError, run, serve_until_stopped, start_site
+
+    configure_logging(LoggingConfig(format="text"))
+    settings = settings_from_args(args)
+
+    async def started() -> list[web.AppRunner]:
+        runner, port = await start_site(create_emulator_app(settings), args.host, args.port)
+        print(
+            f"PandaDoc emulator on http://{args.host}:{port} "
+            f"(client_id {settings.client_id}); routes listed at /",
+            file=sys.stderr,
+            flush=True,
+        )
+        return [runner]
+
+    try:
+        run(serve_until_stopped(started))
+    except ListenError as exc:
+        raise CommandFailed(str(exc)) from None
+    return 0

@@ -1,0 +1,317 @@
+"""Typed configuration, loaded from YAML (contract section 2).
+
+The file is read into plain data, every string has its ``${VAR}`` / ``${VAR:-default}``
+references replaced from the environment, and the result is checked against the dataclasses
+below: unknown keys, wrong types and missing required values are errors that name the file
+and the dotted key, so an operator can fix the file from one line on stderr.
+
+The dataclasses are the single source of truth for keys, types and defaults: the loader walks
+their fields, so adding an option is adding a field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+
+__all__ = [
+    "AdminConfig",
+    "Config",
+    "ConfigError",
+    "LimitsConfig",
+    "ListenConfig",
+    "LoggingConfig",
+    "OAuthConfig",
+    "RedisConfig",
+    "TokensConfig",
+    "UpstreamConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(Exception):
+    """A configuration problem, told as ``FILE: KEY: what is wrong`` on one line."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {problem}")
+
+
+#: Marks a field that has no default: leaving it out of the file is an error.
+REQUIRED: Any = dataclasses.MISSING
+
+
+# Value checks beyond the type, attached to fields as ``metadata={"check": ...}``. Each returns
+# what is wrong, or None. ``"secret": True`` marks values never to be echoed anywhere.
+def _non_empty(value: str) -> str | None:
+    return "must not be empty" if not value.strip() else None
+
+
+def _port(value: int) -> str | None:
+    return "must be a port number from 0 to 65535" if value > 65535 else None
+
+
+def _positive(value: float) -> str | None:
+    return "must be greater than zero" if value <= 0 else None
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
+URL = {"check": _http_url}
+POSITIVE = {"check": _positive}
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    host: str = "127.0.0.1"
+    port: int = field(default=8080, metadata={"check": _port})
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    base_url: str = field(default="https://api.pandadoc.com", metadata=URL)
+    #: Seconds from sending a request to PandaDoc's response headers.
+    timeout_s: float = field(default=60.0, metadata=POSITIVE)
+    #: Seconds to open a TCP (and TLS) connection to PandaDoc.
+    connect_timeout_s: float = field(default=10.0, metadata=POSITIVE)
+    #: Pooled keep-alive connections to PandaDoc, per process.
+    max_connections: int = field(default=100, metadata=POSITIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthConfig:
+    client_id: str = field(default=REQUIRED, metadata={"check": _non_empty})
+    client_secret: str = field(
+        default=REQUIRED, repr=False, metadata={"secret": True, "check": _non_empty}
+    )
+    authorize_url: str = field(default="https://app.pandadoc.com/oauth2/authorize", metadata=URL)
+    token_url: str = field(default="https://api.pandadoc.com/oauth2/access_token", metadata=URL)
+    redirect_uri: str = field(default="http://localhost:8080/_proxy/oauth/callback", metadata=URL)
+    scope: str = "read+write"
+    #: Seconds to wait for the token endpoint's answer.
+    token_timeout_s: float = field(default=20.0, metadata=POSITIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    #: May hold a password (``redis://:pw@host``), so it is kept out of reprs too.
+    url: str = field(default="redis://127.0.0.1:6379/0", repr=False, metadata={"secret": True})
+    key_prefix: str = "pandadoc-proxy"
+    #: Seconds a process trusts its in-memory copy of the token before re-reading Redis.
+    #: A 401 re-reads at once, so this only bounds how long a replica may use a token that
+    #: another replica has already replaced.
+    token_cache_s: float = 5.0
+    socket_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class TokensConfig:
+    refresh_margin_s: float = 300.0
+    lock_ttl_s: float = field(default=60.0, metadata=POSITIVE)
+    #: Calls to the token endpoint per refresh when it answers 5xx or times out.
+    refresh_attempts: int = field(default=3, metadata=POSITIVE)
+    #: Wait before the second attempt; doubled for each further one.
+    refresh_backoff_s: float = 0.5
+    #: After a refresh failed, requests get 503 refresh_failed for this long without calling
+    #: the token endpoint again, so an outage at PandaDoc is not met with a stampede.
+    failed_refresh_cooldown_s: float = 5.0
+    #: Also treat a 403 whose JSON body has "type": "authentication_error" as a rejected
+    #: token (PandaDoc documents that answer for an invalid token).
+    refresh_on_403_authentication_error: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_body_bytes: int = 64 * 1024 * 1024
+    #: Request bodies up to this size are kept in memory; larger ones go to a temporary file.
+    memory_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    username: str = "admin"
+    password: str = field(default="", repr=False, metadata={"secret": True})
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    #: ``json`` lines for production, ``text`` for a terminal.
+    format: Literal["json", "text"] = "json"
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    oauth: OAuthConfig
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate the YAML file at ``path``."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read the file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, "", "the file is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid syntax"
+        raise ConfigError(source, "", f"invalid YAML{where}: {problem}") from None
+    return parse_config(data, source=source, environ=environ)
+
+
+def parse_config(
+    data: Any, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate already-parsed YAML data (a mapping) into a :class:`Config`."""
+    if data is None:
+        data = {}
+    env = os.environ if environ is None else environ
+    config: Config = _build(Config, data, key="", source=source, env=env)
+    return config
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: str, *, key: str, source: str, env: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(source, key, f"environment variable {name} is not set")
+
+    return _VAR.sub(replace, value)
+
+
+def _build(cls: type[Any], data: Any, *, key: str, source: str, env: Mapping[str, str]) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(source, key or "(top level)", "must be a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in data:
+        if name not in fields:
+            dotted = _join(key, str(name))
+            known = ", ".join(sorted(fields))
+            raise ConfigError(source, dotted, f"unknown key (known keys here: {known})")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        dotted = _join(key, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(source, dotted, "is required")
+            continue
+        value = _convert(hints[name], data[name], key=dotted, source=source, env=env)
+        check = f.metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(source, dotted, problem)
+        values[name] = value
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, *, key: str, source: str, env: Mapping[str, str]) -> Any:
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, value, key=key, source=source, env=env)
+    if isinstance(value, str):
+        value = _interpolate(value, key=key, source=source, env=env)
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(source, key, f"must be one of {choices}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported config type {hint!r}")  # pragma: no cover - dev error
+    if hint is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(source, key, f"must be a string, got {_kind(value)}")
+        return str(value)
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in _BOOLEAN_WORDS:
+            return _BOOLEAN_WORDS[value.lower()]
+        if not isinstance(value, bool):
+            raise ConfigError(source, key, f"must be true or false, got {_kind(value)}")
+        return value
+    if hint is int:
+        number = _number(value, int, key=key, source=source)
+        if number < 0:
+            raise ConfigError(source, key, "must not be negative")
+        return number
+    if hint is float:
+        number = _number(value, float, key=key, source=source)
+        if number < 0:
+            raise ConfigError(source, key, "must not be negative")
+        return number
+    raise TypeError(f"unsupported config type {hint!r}")  # pragma: no cover - dev error
+
+
+_BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _number(value: Any, kind: type[int] | type[float], *, key: str, source: str) -> Any:
+    """Accept YAML numbers, and strings that read as numbers (they come from ``${VAR}``)."""
+    name = "a whole number" if kind is int else "a number"
+    if isinstance(value, bool):
+        raise ConfigError(source, key, f"must be {name}, got {_kind(value)}")
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            raise ConfigError(source, key, f"must be {name}, got {value!r}") from None
+    if kind is int and isinstance(value, int):
+        return value
+    if kind is float and isinstance(value, int | float):
+        return float(value)
+    raise ConfigError(source, key, f"must be {name}, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {
+        bool: "true/false",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name

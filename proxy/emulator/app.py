@@ -1,0 +1,29 @@
+"""Assembly of the emulator application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .api import add_api_routes
+from .control import add_control_routes
+from .oauth import authorize_decision, authorize_page, token_endpoint
+from .settings import EmulatorSettings
+from .state import EMULATOR_STATE, EmulatorState
+from .testing import add_test_routes
+
+
+def create_emulator_app(settings: EmulatorSettings | None = None) -> web.Application:
+    """A fresh emulator: its own state, seeded documents, all routes.
+
+    ``settings`` is kept by reference (``app[EMULATOR_STATE].settings is
+    settings``), so changing a field later changes the running emulator.
+    """
+    app = web.Application()
+    app[EMULATOR_STATE] = EmulatorState(settings)
+    app.router.add_get("/oauth2/authorize", authorize_page)
+    app.router.add_post("/oauth2/authorize", authorize_decision)
+    app.router.add_post("/oauth2/access_token", token_endpoint)
+    add_api_routes(app)
+    add_test_routes(app)
+    add_control_routes(app)
+    return app

@@ -1,0 +1,147 @@
+"""The errors the proxy itself answers with (contract section 6), rendered in one place.
+
+Every error is a :class:`ProxyError` subclass that knows its status and contract code. Code
+anywhere below a handler raises one; :func:`error_middleware` turns it into the JSON body
+``{"error": CODE, "message": TEXT}`` with the ``X-Proxy-Error: CODE`` header, so a client can
+tell the proxy's own answers from PandaDoc's. Messages are written for people and never carry a
+token or a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from .keys import REQUEST_ID, REQUEST_ID_HEADER
+
+__all__ = [
+    "AuthorizationRequired",
+    "BadRequest",
+    "BodyTooLarge",
+    "NotFound",
+    "ProxyError",
+    "RefreshFailed",
+    "TokenStoreUnavailable",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+    "error_middleware",
+    "error_response",
+]
+
+log = logging.getLogger("pandadoc_proxy.errors")
+
+PROXY_ERROR_HEADER = "X-Proxy-Error"
+
+
+class ProxyError(Exception):
+    """An answer the proxy gives on its own behalf instead of PandaDoc's."""
+
+    status: int = 500
+    code: str = "internal_error"
+    default_message: str = "The proxy failed to handle the request."
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        self.message = message or self.default_message
+        self.extra = extra
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.extra}
+
+
+class BadRequest(ProxyError):
+    status = 400
+    code = "bad_request"
+    default_message = "The proxy refuses to forward this request."
+
+
+class NotFound(ProxyError):
+    status = 404
+    code = "not_found"
+    default_message = "The proxy has no such route."
+
+
+class BodyTooLarge(ProxyError):
+    status = 413
+    code = "body_too_large"
+    default_message = "The request body is larger than the proxy accepts."
+
+
+class UpstreamUnreachable(ProxyError):
+    status = 502
+    code = "upstream_unreachable"
+    default_message = "The proxy could not connect to PandaDoc."
+
+
+class AuthorizationRequired(ProxyError):
+    status = 503
+    code = "authorization_required"
+    default_message = (
+        "The proxy has no usable PandaDoc token: an operator must connect it to PandaDoc."
+    )
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, authorize_url="/_proxy/oauth/authorize")
+
+
+class RefreshFailed(ProxyError):
+    status = 503
+    code = "refresh_failed"
+    default_message = (
+        "PandaDoc's token endpoint failed; the stored authorization is kept, try again shortly."
+    )
+
+
+class TokenStoreUnavailable(ProxyError):
+    status = 503
+    code = "token_store_unavailable"
+    default_message = "The token store (Redis) is unreachable and no token is held in memory."
+
+
+class UpstreamTimeout(ProxyError):
+    status = 504
+    code = "upstream_timeout"
+    default_message = "PandaDoc did not answer in time."
+
+
+def error_response(error: ProxyError, request_id: str | None = None) -> web.Response:
+    response = web.Response(
+        status=error.status,
+        body=json.dumps(error.body()).encode(),
+        content_type="application/json",
+    )
+    response.headers[PROXY_ERROR_HEADER] = error.code
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Render :class:`ProxyError` as the contract's JSON error; the only place that does."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ProxyError as error:
+        if error.status >= 500:
+            log.warning(
+                "proxy error",
+                extra={"event": "proxy_error", "code": error.code, "detail": error.message},
+            )
+        return error_response(error, request.get(REQUEST_ID))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # aiohttp's own refusals on the proxy's routes (405, say) get the same JSON shape.
+        code = exc.reason.lower().replace(" ", "_")
+        return error_response(_HTTPError(exc.status, code, exc.reason), request.get(REQUEST_ID))
+
+
+class _HTTPError(ProxyError):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

@@ -1,0 +1,171 @@
+"""The catch-all handler: send the client's request to PandaDoc with the token, stream the answer.
+
+One exchange, in order:
+
+1. the body is received whole (``body.py`` says why) and the target is checked (``app.py``'s
+   middleware already refused anything but origin-form);
+2. the upstream URL is ``upstream.base_url`` + the raw path and query, byte for byte: aiohttp's
+   ``request.path`` is percent-decoded, so only ``raw_path`` with ``encoded=True`` keeps
+   ``%2F`` and friends as the client sent them;
+3. headers are filtered by ``headers.py`` and the bearer token is added;
+4. the answer's status and headers are relayed, then its body is streamed chunk by chunk with
+   back-pressure, so memory does not grow with the size of a download.
+
+Failures before the answer's headers become the contract's 502/504 errors. After the headers
+have gone to the client there is no way to send an error any more, so a failing upstream
+stream closes the client's connection: the client sees a truncated body, never a silently
+shortened one that looks complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from .body import RequestBody, read_body
+from .config import Config
+from .errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
+from .headers import downstream_headers, upstream_headers
+from .keys import CLIENT_SESSION, CONFIG, REQUEST_ID, TOKENS
+
+__all__ = ["UPSTREAM_HEADER_NAMES", "forward", "strip_server_defaults"]
+
+log = logging.getLogger("pandadoc_proxy.forward")
+
+#: Methods whose repetition has no further effect (RFC 9110 section 9.2.2): only these are
+#: retried when a pooled connection turns out to have been closed by PandaDoc.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+#: Headers aiohttp's client would add on its own; the proxy adds none of them (contract 4).
+_NO_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+
+#: The header names PandaDoc sent, kept on the relayed response for strip_server_defaults.
+UPSTREAM_HEADER_NAMES: web.ResponseKey[frozenset[str]] = web.ResponseKey("upstream_header_names")
+
+_CHUNK = 64 * 1024
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    body = await read_body(
+        request,
+        max_bytes=config.limits.max_body_bytes,
+        memory_bytes=config.limits.memory_body_bytes,
+    )
+    try:
+        pair = await request.app[TOKENS].current()
+        upstream = await _send(request, body, f"Bearer {pair.access_token}", config)
+        try:
+            return await _relay(request, upstream)
+        finally:
+            upstream.release()
+    finally:
+        body.close()
+
+
+def upstream_url(config: Config, raw_path: str) -> URL:
+    # encoded=True: the path and query go out exactly as the client wrote them.
+    return URL(config.upstream.base_url.rstrip("/") + raw_path, encoded=True)
+
+
+async def _send(
+    request: web.Request, body: RequestBody, authorization: str, config: Config
+) -> aiohttp.ClientResponse:
+    """Send the request upstream and return the response once its headers have arrived."""
+    session = request.app[CLIENT_SESSION]
+    url = upstream_url(config, request.raw_path)
+    headers = upstream_headers(
+        request.headers, authorization=authorization, request_id=request[REQUEST_ID]
+    )
+    attempts = 2 if request.method in IDEMPOTENT_METHODS else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            # The deadline covers connecting, sending and waiting for the response headers;
+            # the body that follows is bounded by the session's sock_read (idle) timeout only.
+            async with asyncio.timeout(config.upstream.timeout_s):
+                return await session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=None if body.empty else body.payload(),
+                    allow_redirects=False,
+                    skip_auto_headers=_NO_AUTO_HEADERS,
+                )
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorError) or attempt == attempts:
+                raise UpstreamUnreachable(_describe(exc)) from None
+            # A pooled keep-alive connection that PandaDoc had already closed: it cannot have
+            # processed the request, but aiohttp cannot prove that, so only idempotent
+            # requests are sent again.
+            log.info("retrying on a fresh connection", extra={"event": "upstream_retry"})
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamUnreachable("Connecting to PandaDoc timed out.") from None
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"PandaDoc did not answer within {config.upstream.timeout_s:g} seconds."
+            ) from None
+        except aiohttp.ClientResponseError as exc:
+            # A response aiohttp could not parse: PandaDoc (or something on the way) is broken.
+            raise UpstreamUnreachable(f"Invalid response from PandaDoc ({exc.status}).") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(_describe(exc)) from None
+        except ValueError:
+            # aiohttp's writer refuses header values with control characters.
+            raise BadRequest("The request has a header value the proxy cannot send.") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _describe(exc: BaseException) -> str:
+    # The class name only: str() of some client errors includes request details.
+    return f"Connection to PandaDoc failed ({type(exc).__name__})."
+
+
+async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    response = web.StreamResponse(
+        status=upstream.status,
+        reason=upstream.reason,
+        headers=downstream_headers(upstream.headers, request_id=request[REQUEST_ID]),
+    )
+    response[UPSTREAM_HEADER_NAMES] = frozenset(name.lower() for name in upstream.headers)
+    try:
+        await response.prepare(request)
+    except ValueError:
+        upstream.close()
+        raise UpstreamUnreachable("PandaDoc sent a header the proxy cannot relay.") from None
+    try:
+        async for chunk in upstream.content.iter_chunked(_CHUNK):
+            await response.write(chunk)
+    except ConnectionResetError:
+        # The client went away: free the upstream connection instead of draining it.
+        upstream.close()
+        return response
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning(
+            "upstream failed mid-response; closing the client connection",
+            extra={"event": "upstream_stream_error", "detail": type(exc).__name__},
+        )
+        upstream.close()
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+async def strip_server_defaults(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: undo the headers aiohttp's server adds on its own.
+
+    For a relayed response, ``Content-Type``, ``Server`` and ``Date`` reach the client only if
+    PandaDoc sent them; aiohttp would otherwise invent ``application/octet-stream`` and its own
+    ``Server`` (``web_response.py``, ``_prepare_headers``).
+    """
+    sent = response.get(UPSTREAM_HEADER_NAMES)
+    if sent is None:
+        return
+    for name in ("Content-Type", "Server", "Date"):
+        if name.lower() not in sent:
+            response.headers.popall(name, None)

@@ -1,0 +1,90 @@
+"""Pure functions that decide which headers cross the proxy, in each direction.
+
+The order of operations is the security property here: first everything hop-by-hop is removed
+(including every header the peer names in ``Connection``), and only then does the proxy add its
+own headers. Computing the ``Connection`` list after injecting would let a client delete the
+proxy's ``Authorization`` by sending ``Connection: Authorization`` (Traefik CVE-2021-32813).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .keys import REQUEST_ID_HEADER
+
+__all__ = [
+    "HOP_BY_HOP",
+    "connection_tokens",
+    "downstream_headers",
+    "upstream_headers",
+]
+
+# RFC 9110 section 7.6.1: connection-specific fields, never forwarded.
+# Sets hold lower-cased names: membership is tested with ``name.lower()``.
+HOP_BY_HOP: frozenset[str] = frozenset(
+    name.lower()
+    for name in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    )
+)
+
+# What the proxy never takes from the client: it sets these itself or they describe the
+# client's own connection or credentials.
+#  - Host: the upstream's own is set by the client session from the URL.
+#  - Authorization / Proxy-Authorization: the proxy's token replaces whatever the client sent.
+#  - Content-Length: the body is re-framed from the buffered copy (see body.py).
+#  - Expect: the proxy has already answered "100-continue" and read the body itself.
+_DROPPED_FROM_CLIENT: frozenset[str] = HOP_BY_HOP | {
+    name.lower()
+    for name in (
+        "Host",
+        "Authorization",
+        "Proxy-Authorization",
+        "Content-Length",
+        "Expect",
+        REQUEST_ID_HEADER,
+    )
+}
+
+_DROPPED_FROM_UPSTREAM: frozenset[str] = HOP_BY_HOP | {REQUEST_ID_HEADER.lower()}
+
+
+def connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
+    """The header names listed in every ``Connection`` header, lower-cased."""
+    names: set[str] = set()
+    for value in headers.getall("Connection", ()):
+        names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(names)
+
+
+def _filtered(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> Iterable[tuple[str, str]]:
+    dropped = dropped | connection_tokens(headers)
+    for name, value in headers.items():
+        if name.lower() not in dropped:
+            yield name, value
+
+
+def upstream_headers(
+    client: CIMultiDictProxy[str], *, authorization: str, request_id: str
+) -> CIMultiDict[str]:
+    """Headers for the request to PandaDoc: the client's end-to-end ones plus the proxy's."""
+    headers = CIMultiDict(_filtered(client, _DROPPED_FROM_CLIENT))
+    # Added after filtering, so nothing the client sent can remove them.
+    headers["Authorization"] = authorization
+    headers[REQUEST_ID_HEADER] = request_id
+    return headers
+
+
+def downstream_headers(upstream: CIMultiDictProxy[str], *, request_id: str) -> CIMultiDict[str]:
+    """Headers for the answer to the client: PandaDoc's end-to-end ones plus the request id."""
+    headers = CIMultiDict(_filtered(upstream, _DROPPED_FROM_UPSTREAM))
+    headers[REQUEST_ID_HEADER] = request_id
+    return headers

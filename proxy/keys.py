@@ -1,0 +1,39 @@
+"""Typed keys for application and request state, declared in one place.
+
+``app[CONFIG]`` and ``request[REQUEST_ID]`` are then typed wherever they are read; aiohttp
+warns about plain string keys for this reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .metrics import ProxyMetrics
+    from .tokens.manager import TokenManager
+
+__all__ = [
+    "CLIENT_SESSION",
+    "CONFIG",
+    "METRICS",
+    "REPLICA_ID",
+    "REQUEST_ID",
+    "REQUEST_ID_HEADER",
+    "TOKENS",
+]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+#: The pooled client session that talks to PandaDoc's API.
+CLIENT_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("client_session")
+TOKENS: web.AppKey[TokenManager] = web.AppKey("tokens")
+METRICS: web.AppKey[ProxyMetrics] = web.AppKey("metrics")
+#: Names this process in logs and in the token store ("who refreshed last").
+REPLICA_ID: web.AppKey[str] = web.AppKey("replica_id", str)
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

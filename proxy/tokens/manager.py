@@ -1,0 +1,111 @@
+"""The one object the forwarder asks for a token.
+
+Reading Redis on every request would add a round trip to the hot path, so the manager holds
+the current pair in memory and re-reads the store at most every ``redis.token_cache_s``
+seconds. That copy can lag behind another replica's write by that long; the lag is harmless
+because a request sent with a replaced token comes back 401, and the 401 path re-reads the
+store before anything else (and refreshes nothing when the store already has a newer pair).
+
+Concurrent readers share one store read: when the cached copy goes stale under load, one
+``load()`` is in flight and every request awaits its result.
+
+If the store is unreachable, requests keep flowing on the pair held in memory for as long as
+its access token has not expired; only without such a pair do they get 503
+``token_store_unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ..errors import AuthorizationRequired, TokenStoreUnavailable
+from .errors import TokenStoreError
+from .model import StoredPair
+from .store import TokenStore
+
+__all__ = ["TokenManager"]
+
+log = logging.getLogger("pandadoc_proxy.tokens")
+
+#: While the store is down, how long to wait between attempts to reach it again.
+_STORE_RETRY_S = 1.0
+
+
+class TokenManager:
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        cache_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self._cache_s = cache_s
+        self._clock = clock
+        self._held: StoredPair | None = None
+        self._fresh_until = float("-inf")
+        self._loading: asyncio.Future[StoredPair | None] | None = None
+        self._adoptions = 0
+
+    @property
+    def held(self) -> StoredPair | None:
+        """The pair this process holds in memory, possibly stale."""
+        return self._held
+
+    async def current(self) -> StoredPair:
+        """The pair to use for a request, or a :class:`ProxyError` saying why there is none."""
+        if self._held is not None and self._clock() < self._fresh_until:
+            return self._held
+        try:
+            pair = await self.reload()
+        except TokenStoreError:
+            held = self._held
+            if held is not None and not held.is_expired():
+                return held
+            raise TokenStoreUnavailable() from None
+        if pair is None:
+            raise AuthorizationRequired()
+        return pair
+
+    async def reload(self) -> StoredPair | None:
+        """Read the store now (sharing a read already in flight) and hold what it says."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load())
+            self._loading.add_done_callback(self._loading_done)
+        # Shielded: one caller giving up (a client disconnecting) must not cancel the read
+        # that every other waiting request shares.
+        return await asyncio.shield(self._loading)
+
+    def _loading_done(self, future: asyncio.Future[StoredPair | None]) -> None:
+        self._loading = None
+        if not future.cancelled():
+            future.exception()  # Marks it retrieved even when no caller is left to await it.
+
+    async def _load(self) -> StoredPair | None:
+        adopted_before = self._adoptions
+        try:
+            pair = await self.store.load()
+        except TokenStoreError as exc:
+            log.warning(
+                "token store unreachable", extra={"event": "redis_error", "detail": str(exc)}
+            )
+            self._fresh_until = self._clock() + _STORE_RETRY_S
+            raise
+        if self._adoptions != adopted_before:
+            # This process stored a pair while the read was in flight: the read may predate
+            # that write, so it must not roll the held copy back.
+            return self._held
+        self._adopt(pair)
+        return pair
+
+    def adopt(self, pair: StoredPair) -> None:
+        """Hold ``pair``, which this process has just written to the store."""
+        self._adoptions += 1
+        self._adopt(pair)
+
+    def _adopt(self, pair: StoredPair | None) -> None:
+        self._held = pair
+        self._fresh_until = self._clock() + self._cache_s

@@ -1,0 +1,71 @@
+"""The token pair as the proxy stores and shares it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["NewTokens", "StoredPair"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewTokens:
+    """What a token endpoint (or an operator) handed us, before it is stored."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    #: Seconds the access token lives, when the token endpoint said so.
+    expires_in: float | None = None
+
+    @classmethod
+    def from_token_response(cls, body: dict[str, Any]) -> NewTokens:
+        """Read an RFC 6749 section 5.1 answer; raises ``ValueError`` when it is not one."""
+        access = body.get("access_token")
+        refresh = body.get("refresh_token")
+        if not isinstance(access, str) or not access:
+            raise ValueError("the token response has no access_token")
+        if not isinstance(refresh, str) or not refresh:
+            raise ValueError("the token response has no refresh_token")
+        expires_in = body.get("expires_in")
+        if isinstance(expires_in, str) and expires_in.strip().isdigit():
+            expires_in = int(expires_in)
+        if not isinstance(expires_in, int | float) or isinstance(expires_in, bool):
+            expires_in = None
+        return cls(access, refresh, float(expires_in) if expires_in is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPair:
+    """A pair as held in the token store.
+
+    Times are wall-clock epoch seconds because every replica (and the command line) reads them;
+    a monotonic clock means nothing outside one process. The pair itself never gets a Redis
+    TTL: the refresh token must outlive the access token.
+    """
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    #: When the access token stops working, if known.
+    expires_at: float | None
+    #: Goes up by one with every write; writes are compare-and-set on it (the fencing token).
+    version: int
+    #: When this pair was obtained, and by which replica ("cli" for the command line).
+    obtained_at: float
+    obtained_by: str
+    #: Why the pair can no longer be used (its refresh token was rejected); None while it can.
+    authorization_lost: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """True unless the token endpoint has rejected this pair's refresh token for good."""
+        return self.authorization_lost is None
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        if self.expires_at is None:
+            return None
+        return self.expires_at - (time.time() if now is None else now)
+
+    def is_expired(self, now: float | None = None) -> bool:
+        left = self.seconds_left(now)
+        return left is not None and left <= 0

@@ -1,0 +1,233 @@
+"""The shared token store: one versioned pair per deployment.
+
+Every replica pointed at the same Redis and ``redis.key_prefix`` reads and writes one hash,
+``{prefix}:token``. (The braces are a Redis Cluster hash tag: every key of one deployment lands
+in the same slot, so scripts may touch several of them.)
+
+Writes are compare-and-set on the pair's ``version`` in one Lua script: a writer says which
+version it started from, and the write happens only if that is still the stored one. This is
+the fence that keeps a replica whose refresh lock has expired from overwriting a newer pair
+with an older one. :class:`MemoryTokenStore` has the same semantics for the ``demo`` command,
+which runs without Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .errors import StaleWrite, TokenStoreError
+from .lock import MemoryRefreshLock, RedisRefreshLock, RefreshLock
+from .model import NewTokens, StoredPair
+
+__all__ = [
+    "MemoryTokenStore",
+    "RedisTokenStore",
+    "StaleWrite",
+    "TokenStore",
+    "TokenStoreError",
+]
+
+
+class TokenStore(Protocol):
+    async def load(self) -> StoredPair | None:
+        """The stored pair, or None when none was ever stored."""
+
+    async def save(
+        self, tokens: NewTokens, *, expected_version: int | None, obtained_by: str
+    ) -> StoredPair:
+        """Store a new pair as version ``current + 1``.
+
+        With ``expected_version`` (0 meaning "nothing stored yet") the write is fenced and raises
+        :class:`StaleWrite` when the stored version differs. ``None`` writes unconditionally:
+        only an operator replacing the pair by hand does that.
+        """
+
+    async def mark_authorization_lost(self, version: int, reason: str) -> bool:
+        """Record that pair ``version`` was rejected for good, if it is still the stored one.
+
+        Fenced like ``save``: a newer pair stored meanwhile is never marked. Every replica then
+        answers 503 ``authorization_required`` without calling the token endpoint, until a
+        new pair is stored (which clears the mark).
+        """
+
+    def refresh_lock(self, owner: str, ttl_s: float) -> RefreshLock:
+        """The lock that serializes refreshes of this store's pair."""
+
+    async def ping(self) -> None:
+        """Raise :class:`TokenStoreError` unless the store answers."""
+
+    async def close(self) -> None: ...
+
+
+def _pair_fields(tokens: NewTokens, obtained_by: str, now: float) -> dict[str, str]:
+    expires_at = "" if tokens.expires_in is None else repr(now + tokens.expires_in)
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "expires_at": expires_at,
+        "obtained_at": repr(now),
+        "obtained_by": obtained_by,
+    }
+
+
+def _pair_from_fields(fields: dict[str, str]) -> StoredPair:
+    try:
+        return StoredPair(
+            access_token=fields["access_token"],
+            refresh_token=fields["refresh_token"],
+            expires_at=float(fields["expires_at"]) if fields.get("expires_at") else None,
+            version=int(fields["version"]),
+            obtained_at=float(fields["obtained_at"]),
+            obtained_by=fields.get("obtained_by", ""),
+            authorization_lost=fields.get("authorization_lost") or None,
+        )
+    except (KeyError, ValueError) as exc:
+        # Name the field, never its value: the value may be a token.
+        raise TokenStoreError(
+            f"the stored token pair is malformed ({type(exc).__name__})"
+        ) from None
+
+
+# KEYS[1]: the pair hash. ARGV[1]: expected version, or -1 for an unconditional write.
+# ARGV[2]: the channel told about new versions. ARGV[3..]: field, value, field, value, ...
+# Returns {1, new_version} or {0, current_version}. DEL + HSET replaces the whole pair, so no
+# field of an older pair survives (an old expires_at, say).
+_SAVE_SCRIPT = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local expected = tonumber(ARGV[1])
+if expected >= 0 and current ~= expected then
+  return {0, current}
+end
+local new_version = current + 1
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', new_version, unpack(ARGV, 3))
+redis.call('PUBLISH', ARGV[2], new_version)
+return {1, new_version}
+"""
+
+
+# KEYS[1]: the pair hash. ARGV[1]: the version found rejected. ARGV[2]: why.
+_MARK_LOST_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'authorization_lost', ARGV[2])
+return 1
+"""
+
+
+class RedisTokenStore:
+    """The pair in a Redis hash, shared by every replica using the same prefix."""
+
+    def __init__(self, client: aioredis.Redis, key_prefix: str) -> None:
+        self._redis = client
+        tag = "{" + key_prefix + "}"
+        self.pair_key = f"{tag}:token"
+        self.events_channel = f"{tag}:token-events"
+        self.lock_key = f"{tag}:refresh-lock"
+        self._save = client.register_script(_SAVE_SCRIPT)
+        self._mark_lost = client.register_script(_MARK_LOST_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, key_prefix: str, *, timeout_s: float = 2.0) -> RedisTokenStore:
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            # One attempt: a caller holding a token in memory would rather use it than wait
+            # for redis-py's retries while Redis is down.
+            retry_on_timeout=False,
+        )
+        return cls(client, key_prefix)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._redis
+
+    async def load(self) -> StoredPair | None:
+        try:
+            # decode_responses=True: keys and values are str.
+            fields = cast(dict[str, str], await self._redis.hgetall(self.pair_key))
+        except (RedisError, OSError) as exc:
+            raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
+        return _pair_from_fields(fields) if fields else None
+
+    async def save(
+        self, tokens: NewTokens, *, expected_version: int | None, obtained_by: str
+    ) -> StoredPair:
+        now = time.time()
+        fields = _pair_fields(tokens, obtained_by, now)
+        flat = [item for pair in fields.items() for item in pair]
+        expected = -1 if expected_version is None else expected_version
+        try:
+            ok, version = await self._save(
+                keys=[self.pair_key], args=[expected, self.events_channel, *flat]
+            )
+        except (RedisError, OSError) as exc:
+            raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
+        if not ok:
+            raise StaleWrite(expected, int(version))
+        return _pair_from_fields({**fields, "version": str(version)})
+
+    async def mark_authorization_lost(self, version: int, reason: str) -> bool:
+        try:
+            marked = await self._mark_lost(keys=[self.pair_key], args=[version, reason])
+        except (RedisError, OSError) as exc:
+            raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
+        return bool(marked)
+
+    def refresh_lock(self, owner: str, ttl_s: float) -> RefreshLock:
+        return RedisRefreshLock(self._redis, self.lock_key, ttl_s=ttl_s, owner=owner)
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class MemoryTokenStore:
+    """The same contract as :class:`RedisTokenStore`, for one process (the ``demo`` command)."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+        self._refresh_lock = asyncio.Lock()
+
+    async def load(self) -> StoredPair | None:
+        return _pair_from_fields(self._fields) if self._fields else None
+
+    async def save(
+        self, tokens: NewTokens, *, expected_version: int | None, obtained_by: str
+    ) -> StoredPair:
+        async with self._lock:
+            current = int(self._fields.get("version", "0"))
+            if expected_version is not None and current != expected_version:
+                raise StaleWrite(expected_version, current)
+            fields = _pair_fields(tokens, obtained_by, time.time())
+            self._fields = {**fields, "version": str(current + 1)}
+            return _pair_from_fields(self._fields)
+
+    async def mark_authorization_lost(self, version: int, reason: str) -> bool:
+        if self._fields.get("version") != str(version):
+            return False
+        self._fields["authorization_lost"] = reason
+        return True
+
+    def refresh_lock(self, owner: str, ttl_s: float) -> RefreshLock:
+        return MemoryRefreshLock(self._refresh_lock, ttl_s=ttl_s)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

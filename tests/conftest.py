@@ -1,0 +1,309 @@
+"""Shared fixtures: a throwaway redis-server, the PandaDoc emulator, and proxies in front of it.
+
+Everything is real: Redis is a ``redis-server`` process on a free port (never the one on 6379),
+the emulator and the proxies are aiohttp apps served over real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from proxy import create_app
+from proxy.config import Config, parse_config
+from proxy.emulator import EMULATOR_STATE, EmulatorSettings, EmulatorState, create_emulator_app
+from proxy.tokens import NewTokens, RedisTokenStore, StoredPair
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A redis-server of our own on a free port, with nothing on disk; gone after the session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed; install it with `apt-get install redis-server` "
+            "(Debian/Ubuntu) or `brew install redis` (macOS)",
+            pytrace=False,
+        )
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="pandadoc-proxy-redis-")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--logfile",
+            os.path.join(workdir, "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"redis-server did not start on port {port}", pytrace=False)
+            time.sleep(0.02)
+    client.close()
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A prefix of its own for every test, so tests never see each other's tokens."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Emulator:
+    server: TestServer
+    app: web.Application
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def state(self) -> EmulatorState:
+        return self.app[EMULATOR_STATE]
+
+    @property
+    def settings(self) -> EmulatorSettings:
+        return self.state.settings
+
+
+@pytest.fixture
+async def emulator(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Emulator:
+    app = create_emulator_app(EmulatorSettings())
+    return Emulator(await aiohttp_server(app), app)
+
+
+def proxy_config(
+    emulator_url: str, redis_url: str, key_prefix: str, **sections: dict[str, Any]
+) -> Config:
+    """A configuration pointing at the emulator and the test Redis, with overrides per section."""
+    data: dict[str, Any] = {
+        "upstream": {"base_url": emulator_url, "timeout_s": 5},
+        "oauth": {
+            "client_id": "emulator-client",
+            "client_secret": "emulator-secret",
+            "authorize_url": f"{emulator_url}/oauth2/authorize",
+            "token_url": f"{emulator_url}/oauth2/access_token",
+        },
+        "redis": {"url": redis_url, "key_prefix": key_prefix},
+    }
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return parse_config(data, source="<test>")
+
+
+@pytest.fixture
+def config(emulator: Emulator, redis_url: str, key_prefix: str) -> Config:
+    return proxy_config(emulator.url, redis_url, key_prefix)
+
+
+@pytest.fixture
+async def store(redis_url: str, key_prefix: str) -> AsyncIterator[RedisTokenStore]:
+    """Direct access to the token store the proxies under test share."""
+    token_store = RedisTokenStore.from_url(redis_url, key_prefix)
+    yield token_store
+    await token_store.close()
+
+
+@pytest.fixture
+async def connected(emulator: Emulator, store: RedisTokenStore) -> StoredPair:
+    """A pair minted by the emulator, stored as if someone had connected the proxy."""
+    tokens = NewTokens.from_token_response(emulator.state.issue_pair())
+    return await store.save(tokens, expected_version=0, obtained_by="test")
+
+
+@pytest.fixture
+async def proxy(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    config: Config,
+    connected: StoredPair,
+) -> TestClient[web.Request, web.Application]:
+    """A client for one proxy replica, already connected to the emulator."""
+    return await aiohttp_client(create_app(config))
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m proxy ARGS`` to completion, as a user would from a shell."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> Any:
+        return subprocess.run(
+            [sys.executable, "-m", "proxy", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            cwd=REPO,
+        )
+
+    return run
+
+
+async def raw_exchange(port: int, data: bytes, *, wait_s: float = 5.0) -> bytes:
+    """Send raw bytes to 127.0.0.1:port and read until the server closes or goes quiet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        chunks = []
+        try:
+            async with asyncio.timeout(wait_s):
+                while chunk := await reader.read(65536):
+                    chunks.append(chunk)
+                    if b"\r\n\r\n" in b"".join(chunks) and _complete(b"".join(chunks)):
+                        break
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+    finally:
+        writer.close()
+
+
+def _complete(response: bytes) -> bool:
+    head, _, body = response.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return False
+
+
+def write_config(path: Path, config: Config) -> Path:
+    """Write ``config`` as the YAML file a user would write."""
+    import dataclasses
+
+    import yaml
+
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    return path
+
+
+class ProxyProcess:
+    """``python -m proxy serve`` as a separate process: a replica as it runs in production."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int, log_path: Path) -> None:
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        #: Everything the process wrote to stderr (its logs); a file, so it never blocks.
+        self.log_path = log_path
+
+    @classmethod
+    async def start(cls, config_path: Path, *, port: int | None = None) -> ProxyProcess:
+        port = port or free_port()
+        log_path = config_path.with_suffix(".log")
+        with log_path.open("wb") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "proxy",
+                "serve",
+                "--config",
+                str(config_path),
+                "--port",
+                str(port),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log_file,
+                cwd=REPO,
+            )
+        replica = cls(process, port, log_path)
+        await replica.wait_until_healthy()
+        return replica
+
+    async def wait_until_healthy(self, wait_s: float = 20.0) -> None:
+        import aiohttp
+
+        async with asyncio.timeout(wait_s), aiohttp.ClientSession() as session:
+            while True:
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"proxy exited with {self.process.returncode}")
+                try:
+                    async with session.get(f"{self.url}/_proxy/health") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    def rss_peak_kib(self) -> int:
+        """The process's peak resident memory so far (VmHWM), in KiB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1])
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1])
+
+    async def stop(self) -> int:
+        """SIGTERM, then wait; returns the exit status."""
+        if self.process.returncode is None:
+            self.process.terminate()
+        try:
+            async with asyncio.timeout(20):
+                return await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            return await self.process.wait()
+
+
+@pytest.fixture
+async def spawn_proxy(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[ProxyProcess]]]:
+    """Start proxy processes from a Config; all of them are stopped after the test."""
+    started: list[ProxyProcess] = []
+
+    async def spawn(config: Config, *, port: int | None = None) -> ProxyProcess:
+        path = write_config(tmp_path / f"proxy-{len(started)}.yaml", config)
+        replica = await ProxyProcess.start(path, port=port)
+        started.append(replica)
+        return replica
+
+    yield spawn
+    for replica in started:
+        await replica.stop()

@@ -1,0 +1,73 @@
+"""Contract section 3: liveness, readiness and metrics answer everyone who reaches the listener."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from conftest import Emulator, free_port, proxy_config
+
+from proxy import create_app
+from proxy.tokens import StoredPair
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+async def test_health_is_ok_while_the_process_serves(proxy: Client) -> None:
+    response = await proxy.get("/_proxy/health")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_health_is_ok_even_without_redis(
+    aiohttp_client: MakeClient, emulator: Emulator, key_prefix: str
+) -> None:
+    config = proxy_config(emulator.url, f"redis://127.0.0.1:{free_port()}/0", key_prefix)
+    proxy = await aiohttp_client(create_app(config))
+    assert (await proxy.get("/_proxy/health")).status == 200
+
+
+async def test_ready_when_redis_answers_and_a_token_is_stored(
+    proxy: Client, connected: StoredPair
+) -> None:
+    response = await proxy.get("/_proxy/ready")
+    body = await response.json()
+    assert response.status == 200
+    assert body["status"] == "ready"
+    assert body["redis"]["ok"] is True
+    assert body["token"]["ok"] is True
+    assert connected.access_token not in await response.text()
+
+
+async def test_not_ready_without_a_token_says_so(aiohttp_client: MakeClient, config: Any) -> None:
+    proxy = await aiohttp_client(create_app(config))
+    response = await proxy.get("/_proxy/ready")
+    body = await response.json()
+    assert response.status == 503
+    assert body["redis"]["ok"] is True
+    assert body["token"]["ok"] is False
+    assert "connect" in body["token"]["error"]
+
+
+async def test_not_ready_without_redis_says_so(
+    aiohttp_client: MakeClient, emulator: Emulator, key_prefix: str
+) -> None:
+    config = proxy_config(emulator.url, f"redis://127.0.0.1:{free_port()}/0", key_prefix)
+    proxy = await aiohttp_client(create_app(config))
+    response = await proxy.get("/_proxy/ready")
+    body = await response.json()
+    assert response.status == 503
+    assert body["redis"]["ok"] is False
+    assert body["token"]["ok"] is False
+
+
+async def test_metrics_count_forwarded_requests_by_method_and_status_class(proxy: Client) -> None:
+    await proxy.get("/test/status/404")
+    response = await proxy.get("/_proxy/metrics")
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    text = await response.text()
+    assert 'pandadoc_proxy_requests_total{method="GET",status_class="4xx"} 1.0' in text
