@@ -6,6 +6,8 @@ start-up and closes them in reverse order at shutdown, collecting every error on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -31,6 +33,7 @@ from .keys import (
 from .metrics import ProxyMetrics, method_label, status_class
 from .tokens import RedisTokenStore, TokenStore
 from .tokens.manager import TokenManager
+from .tokens.refresher import Refresher
 
 __all__ = ["create_app", "new_replica_id"]
 
@@ -60,6 +63,7 @@ def create_app(
     app[METRICS] = ProxyMetrics.create()
     app.cleanup_ctx.append(_client_session_ctx)
     app.cleanup_ctx.append(_token_store_ctx(store))
+    app.cleanup_ctx.append(_proactive_refresh_ctx)
     app.on_response_prepare.append(strip_server_defaults)
 
     add_admin_routes(app)
@@ -133,9 +137,28 @@ def _token_store_ctx(
         store = given or RedisTokenStore.from_url(
             config.redis.url, config.redis.key_prefix, timeout_s=config.redis.socket_timeout_s
         )
-        app[TOKENS] = TokenManager(store, cache_s=config.redis.token_cache_s)
+        metrics = app[METRICS]
+        refresher = Refresher(
+            store,
+            app[CLIENT_SESSION],
+            config.oauth,
+            config.tokens,
+            owner=app[REPLICA_ID],
+            on_outcome=lambda outcome, trigger: metrics.refreshes.labels(outcome, trigger).inc(),
+        )
+        app[TOKENS] = TokenManager(store, refresher, cache_s=config.redis.token_cache_s)
         yield
+        await app[TOKENS].close()
         if given is None:
             await store.close()
 
     return token_store_ctx
+
+
+async def _proactive_refresh_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Keeps the token fresh ahead of its expiry, also when no requests come."""
+    task = asyncio.create_task(app[TOKENS].keep_fresh(), name="proactive-refresh")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

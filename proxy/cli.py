@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import os
 import sys
 import time
@@ -37,6 +38,8 @@ class CommandFailed(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # One-shot commands answer with their own one line; the servers set up real logging.
+    logging.getLogger().addHandler(logging.NullHandler())
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
@@ -89,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_option(exchange)
     exchange.add_argument("--code", required=True, help="the code PandaDoc sent to redirect_uri")
     exchange.set_defaults(command=_token_exchange)
+    refresh = token_commands.add_parser(
+        "refresh", help="refresh the token now, under the same lock as the running proxies"
+    )
+    _add_config_option(refresh)
+    refresh.set_defaults(command=_token_refresh)
 
     demo = commands.add_parser(
         "demo", help="run the PandaDoc emulator and the proxy in front of it, already connected"
@@ -263,6 +271,27 @@ def _token_exchange(args: argparse.Namespace) -> int:
 
     pair = _with_store(args, exchange)
     print(f"stored token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
+    return 0
+
+
+def _token_refresh(args: argparse.Namespace) -> int:
+    from .errors import ProxyError
+    from .tokens import RedisTokenStore, StoredPair
+    from .tokens.refresher import Refresher
+
+    async def refresh(config: Config, store: RedisTokenStore) -> StoredPair:
+        current = await store.load()
+        if current is None:
+            raise CommandFailed("no token stored: connect the proxy to PandaDoc first")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+            refresher = Refresher(store, session, config.oauth, config.tokens, owner="cli")
+            try:
+                return await refresher.renew(current, trigger="manual")
+            except ProxyError as exc:
+                raise CommandFailed(f"refresh failed: {exc.message}") from None
+
+    pair = _with_store(args, refresh)
+    print(f"token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
     return 0
 
 

@@ -8,7 +8,12 @@ One exchange, in order:
    ``request.path`` is percent-decoded, so only ``raw_path`` with ``encoded=True`` keeps
    ``%2F`` and friends as the client sent them;
 3. headers are filtered by ``headers.py`` and the bearer token is added;
-4. the answer's status and headers are relayed, then its body is streamed chunk by chunk with
+4. if PandaDoc rejected the token (401, or a 403 whose JSON body says
+   ``"type": "authentication_error"``), the token is renewed (``tokens/refresher.py``) and the
+   request is sent once more, same method, path, headers and body. That replay is safe for
+   every method, POST included: PandaDoc refused the request before acting on it. A second
+   rejection goes to the client as it is;
+5. the answer's status and headers are relayed, then its body is streamed chunk by chunk with
    back-pressure, so memory does not grow with the size of a download.
 
 Failures before the answer's headers become the contract's 502/504 errors. After the headers
@@ -20,6 +25,7 @@ shortened one that looks complete.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import aiohttp
@@ -30,7 +36,7 @@ from .body import RequestBody, read_body
 from .config import Config
 from .errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
 from .headers import downstream_headers, upstream_headers
-from .keys import CLIENT_SESSION, CONFIG, REQUEST_ID, TOKENS
+from .keys import CLIENT_SESSION, CONFIG, METRICS, REQUEST_ID, TOKENS
 
 __all__ = ["UPSTREAM_HEADER_NAMES", "forward", "strip_server_defaults"]
 
@@ -56,15 +62,56 @@ async def forward(request: web.Request) -> web.StreamResponse:
         max_bytes=config.limits.max_body_bytes,
         memory_bytes=config.limits.memory_body_bytes,
     )
+    tokens = request.app[TOKENS]
     try:
-        pair = await request.app[TOKENS].current()
+        pair = await tokens.current()
         upstream = await _send(request, body, f"Bearer {pair.access_token}", config)
+        rejected, prefetched = await _token_rejected(upstream, config)
+        if rejected:
+            upstream.release()
+            pair = await tokens.renew(pair, trigger="rejected")
+            request.app[METRICS].replays.inc()
+            upstream = await _send(request, body, f"Bearer {pair.access_token}", config)
         try:
-            return await _relay(request, upstream)
+            return await _relay(request, upstream, prefetched)
         finally:
             upstream.release()
     finally:
         body.close()
+
+
+#: A 403 body is inspected only when it is JSON of at most this size.
+_MAX_INSPECTED_BODY = 64 * 1024
+
+
+async def _token_rejected(
+    upstream: aiohttp.ClientResponse, config: Config
+) -> tuple[bool, bytes | None]:
+    """Did PandaDoc reject the token? Also returns a 403 body read to find out, to relay it.
+
+    PandaDoc answers 401 for an expired or replaced token, and documents a 403 with the same
+    ``{"type": "authentication_error", ...}`` body for a rejected one; only that body makes a
+    403 count, since a 403 is otherwise about permissions, which a new token would not change.
+    """
+    small = upstream.content_length is not None and upstream.content_length <= _MAX_INSPECTED_BODY
+    if upstream.status == 401:
+        if small:
+            await upstream.read()  # Drained, so the connection goes back to the pool.
+        return True, None
+    if (
+        upstream.status != 403
+        or not config.tokens.refresh_on_403_authentication_error
+        or upstream.content_type != "application/json"
+        or not small
+    ):
+        return False, None
+    body = await upstream.read()
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False, body
+    is_auth_error = isinstance(parsed, dict) and parsed.get("type") == "authentication_error"
+    return is_auth_error, None if is_auth_error else body
 
 
 def upstream_url(config: Config, raw_path: str) -> URL:
@@ -124,7 +171,9 @@ def _describe(exc: BaseException) -> str:
     return f"Connection to PandaDoc failed ({type(exc).__name__})."
 
 
-async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+async def _relay(
+    request: web.Request, upstream: aiohttp.ClientResponse, prefetched: bytes | None = None
+) -> web.StreamResponse:
     response = web.StreamResponse(
         status=upstream.status,
         reason=upstream.reason,
@@ -137,8 +186,11 @@ async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.
         upstream.close()
         raise UpstreamUnreachable("PandaDoc sent a header the proxy cannot relay.") from None
     try:
-        async for chunk in upstream.content.iter_chunked(_CHUNK):
-            await response.write(chunk)
+        if prefetched is not None:
+            await response.write(prefetched)
+        else:
+            async for chunk in upstream.content.iter_chunked(_CHUNK):
+                await response.write(chunk)
     except ConnectionResetError:
         # The client went away: free the upstream connection instead of draining it.
         upstream.close()

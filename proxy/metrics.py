@@ -32,6 +32,8 @@ class ProxyMetrics:
     in_flight: Gauge
     upstream_seconds: Histogram
     proxy_errors: Counter
+    replays: Counter
+    refreshes: Counter
 
     @classmethod
     def create(cls) -> ProxyMetrics:
@@ -58,6 +60,18 @@ class ProxyMetrics:
                 "pandadoc_proxy_errors",
                 "Answers the proxy gave on its own behalf, by contract error code.",
                 ["code"],
+                registry=registry,
+            ),
+            replays=Counter(
+                "pandadoc_proxy_replays",
+                "Requests sent again with a renewed token after PandaDoc rejected the first.",
+                registry=registry,
+            ),
+            refreshes=Counter(
+                "pandadoc_proxy_refreshes",
+                "Token refreshes this replica attempted, by outcome (ok, failed, rejected, "
+                "fenced) and trigger (rejected: PandaDoc refused a token; proactive; manual).",
+                ["outcome", "trigger"],
                 registry=registry,
             ),
         )

@@ -307,3 +307,11 @@ async def spawn_proxy(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[P
     yield spawn
     for replica in started:
         await replica.stop()
+
+
+async def wait_until(condition: Callable[[], bool], *, within_s: float = 10.0) -> None:
+    """Poll ``condition`` until it holds: for state of other components that no event announces
+    (an emulator counter, a key in Redis). Fails the test after ``within_s``."""
+    async with asyncio.timeout(within_s):
+        while not condition():  # noqa: ASYNC110 - there is no event to wait on
+            await asyncio.sleep(0.002)

@@ -203,6 +203,33 @@ def test_token_commands_with_redis_down_exit_1_with_a_reason(
     assert "unreachable" in result.stderr
 
 
+async def test_token_refresh_renews_the_stored_pair_once(
+    run_cli: RunCli,
+    config_file: Path,
+    emulator: Emulator,
+    store: RedisTokenStore,
+    connected: StoredPair,
+) -> None:
+    result = await asyncio.to_thread(run_cli, "token", "refresh", "--config", str(config_file))
+    assert result.returncode == 0, result.stderr
+    assert emulator.state.token_calls["refresh_token"] == 1
+    stored = await store.load()
+    assert stored is not None
+    assert stored.version == connected.version + 1
+    assert stored.obtained_by == "cli"
+    assert stored.refresh_token not in result.stdout + result.stderr
+
+
+async def test_token_refresh_with_a_revoked_refresh_token_exits_1_with_a_reason(
+    run_cli: RunCli, config_file: Path, emulator: Emulator, connected: StoredPair
+) -> None:
+    emulator.state.revoke_refresh_tokens()
+    result = await asyncio.to_thread(run_cli, "token", "refresh", "--config", str(config_file))
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "refresh failed" in result.stderr
+
+
 # --- demo and emulator -------------------------------------------------------------------------
 
 

@@ -35,6 +35,11 @@ async def ready(request: web.Request) -> web.Response:
             checks["redis"] = {"ok": False, "error": str(exc)}
     if pair is None:
         checks["token"] = {"ok": False, "error": "no token stored: connect the proxy to PandaDoc"}
+    elif not pair.usable:
+        checks["token"] = {
+            "ok": False,
+            "error": f"authorization lost: {pair.authorization_lost}; connect the proxy again",
+        }
     else:
         checks["token"] = {"ok": True, "version": pair.version, "expires_at": pair.expires_at}
 

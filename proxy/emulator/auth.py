@@ -29,19 +29,21 @@ def api_error(status: int, error_type: str, detail: object) -> web.Response:
     return web.json_response({"type": error_type, "detail": detail}, status=status)
 
 
-def unauthorized(outcome: AuthOutcome) -> web.Response:
-    """The 401 for a refused credential, with the challenge RFC 7235 requires."""
-    response = api_error(401, "authentication_error", _DETAILS[outcome])
-    response.headers["WWW-Authenticate"] = "Bearer"
+def unauthorized(outcome: AuthOutcome, status: int = 401) -> web.Response:
+    """The answer to a refused credential: 401 with the challenge RFC 7235 requires, or the
+    403 with the same body that PandaDoc also documents."""
+    response = api_error(status, "authentication_error", _DETAILS[outcome])
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 
 def require_auth(handler: Handler) -> Handler:
     """Wrap a route so it only runs for a valid bearer token (or API key).
 
-    Counts every request reaching the route in ``api_requests`` and every 401
-    the route answers, whether refused here or answered by the handler itself
-    (``/test/status/401``), in ``unauthorized_responses``.
+    Counts every request reaching the route in ``api_requests``, and in
+    ``unauthorized_responses`` every refused credential (401, or 403 when so
+    configured) and every 401 a handler answers itself (``/test/status/401``).
     """
 
     @functools.wraps(handler)
@@ -52,8 +54,8 @@ def require_auth(handler: Handler) -> Handler:
         if outcome is AuthOutcome.OK:
             response: web.StreamResponse = await handler(request)
         else:
-            response = unauthorized(outcome)
-        if response.status == 401:
+            response = unauthorized(outcome, state.settings.rejected_token_status)
+        if response.status == 401 or outcome is not AuthOutcome.OK:
             state.unauthorized_responses += 1
         return response
 

@@ -31,6 +31,9 @@ class EmulatorSettings:
     auto_approve: bool = False  # GET /oauth2/authorize redirects at once, no button
     token_endpoint_delay_s: float = 0.0  # the token endpoint sleeps this long before answering
     api_key: str | None = None  # when set, "Authorization: API-Key <key>" is accepted too
+    # PandaDoc documents its authentication_error body with 403 as well as 401: 403 here makes
+    # a rejected token answer 403 with that same body.
+    rejected_token_status: int = 401
 
 
 class SettingsError(ValueError):
@@ -47,6 +50,7 @@ _FIELD_TYPES: dict[str, str] = {
     "auto_approve": "bool",
     "token_endpoint_delay_s": "seconds",
     "api_key": "optional str",
+    "rejected_token_status": "401 or 403",
 }
 # Keep the table honest: a field added to the dataclass must be typed here too.
 assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(EmulatorSettings)}
@@ -69,6 +73,10 @@ def _checked(name: str, value: object) -> object:
             if math.isfinite(seconds) and seconds >= 0:
                 return seconds
         raise SettingsError(f"{name} must be a non-negative number of seconds")
+    if kind == "401 or 403":
+        if value in (401, 403) and not isinstance(value, bool):
+            return value
+        raise SettingsError(f"{name} must be 401 or 403")
     if kind == "str":
         if isinstance(value, str) and value:
             return value

@@ -12,18 +12,23 @@ Concurrent readers share one store read: when the cached copy goes stale under l
 If the store is unreachable, requests keep flowing on the pair held in memory for as long as
 its access token has not expired; only without such a pair do they get 503
 ``token_store_unavailable``.
+
+Renewal (after a 401, or ahead of expiry) is the :class:`~.refresher.Refresher`'s job; the
+manager adopts what it returns, so this process uses the new pair at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
-from ..errors import AuthorizationRequired, TokenStoreUnavailable
+from ..errors import AuthorizationRequired, ProxyError, TokenStoreUnavailable
 from .errors import TokenStoreError
 from .model import StoredPair
+from .refresher import Refresher, Trigger
 from .store import TokenStore
 
 __all__ = ["TokenManager"]
@@ -32,17 +37,21 @@ log = logging.getLogger("pandadoc_proxy.tokens")
 
 #: While the store is down, how long to wait between attempts to reach it again.
 _STORE_RETRY_S = 1.0
+#: The proactive refresher looks at the stored pair at least this often.
+_PROACTIVE_CHECK_S = 5.0
 
 
 class TokenManager:
     def __init__(
         self,
         store: TokenStore,
+        refresher: Refresher,
         *,
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self.refresher = refresher
         self._cache_s = cache_s
         self._clock = clock
         self._held: StoredPair | None = None
@@ -57,18 +66,56 @@ class TokenManager:
 
     async def current(self) -> StoredPair:
         """The pair to use for a request, or a :class:`ProxyError` saying why there is none."""
-        if self._held is not None and self._clock() < self._fresh_until:
-            return self._held
-        try:
-            pair = await self.reload()
-        except TokenStoreError:
-            held = self._held
-            if held is not None and not held.is_expired():
-                return held
-            raise TokenStoreUnavailable() from None
+        pair = self._held
+        if pair is None or self._clock() >= self._fresh_until:
+            try:
+                pair = await self.reload()
+            except TokenStoreError:
+                held = self._held
+                if held is not None and held.usable and not held.is_expired():
+                    return held
+                raise TokenStoreUnavailable() from None
         if pair is None:
             raise AuthorizationRequired()
+        if not pair.usable:
+            raise AuthorizationRequired(
+                "PandaDoc rejected the stored refresh token: an operator must connect the "
+                "proxy again."
+            )
         return pair
+
+    async def renew(self, rejected: StoredPair, *, trigger: Trigger) -> StoredPair:
+        """A pair to use instead of one PandaDoc rejected (see :class:`Refresher`)."""
+        try:
+            pair = await self.refresher.renew(rejected, trigger=trigger)
+        except AuthorizationRequired:
+            self._fresh_until = float("-inf")  # Re-read, to hold the "authorization lost" mark.
+            raise
+        self.adopt(pair)
+        return pair
+
+    async def keep_fresh(self) -> None:
+        """Refresh ahead of expiry, also when no traffic flows; runs until cancelled."""
+        while True:
+            try:
+                pair = await self.reload()
+            except TokenStoreError:
+                await asyncio.sleep(_PROACTIVE_CHECK_S)
+                continue
+            due_in = None if pair is None else self.refresher.seconds_until_due(pair)
+            if pair is None or due_in is None or due_in > 0:
+                await asyncio.sleep(
+                    _PROACTIVE_CHECK_S if due_in is None else min(due_in, _PROACTIVE_CHECK_S)
+                )
+                continue
+            try:
+                await self.renew(pair, trigger="proactive")
+            except ProxyError as exc:
+                log.warning(
+                    "proactive refresh did not succeed",
+                    extra={"event": "proactive_refresh_failed", "code": exc.code},
+                )
+                await asyncio.sleep(_PROACTIVE_CHECK_S)
 
     async def reload(self) -> StoredPair | None:
         """Read the store now (sharing a read already in flight) and hold what it says."""
@@ -78,6 +125,14 @@ class TokenManager:
         # Shielded: one caller giving up (a client disconnecting) must not cancel the read
         # that every other waiting request shares.
         return await asyncio.shield(self._loading)
+
+    async def close(self) -> None:
+        """Stop a store read still in flight, before the store itself is closed."""
+        loading = self._loading
+        if loading is not None and not loading.done():
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TokenStoreError):
+                await loading
 
     def _loading_done(self, future: asyncio.Future[StoredPair | None]) -> None:
         self._loading = None
@@ -102,7 +157,7 @@ class TokenManager:
         return pair
 
     def adopt(self, pair: StoredPair) -> None:
-        """Hold ``pair``, which this process has just written to the store."""
+        """Hold ``pair``, just written to the store or read from it by the refresher."""
         self._adoptions += 1
         self._adopt(pair)
 

@@ -14,7 +14,10 @@ Neither the message nor ``repr`` ever contains the tokens or the client secret.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlencode
 
 import aiohttp
@@ -22,7 +25,20 @@ import aiohttp
 from ..config import OAuthConfig
 from .model import NewTokens
 
-__all__ = ["TokenEndpointError", "exchange_code", "form_body", "refresh_tokens"]
+__all__ = [
+    "TokenEndpointError",
+    "exchange_code",
+    "form_body",
+    "freeze_tolerant_timeout",
+    "refresh_tokens",
+]
+
+T = TypeVar("T")
+
+#: A timer that fires this much later than asked shows that the process was frozen.
+_FREEZE_SLACK_S = 0.5
+#: After a freeze, how long an answer already in the socket is given to be read.
+_AFTER_FREEZE_GRACE_S = 1.0
 
 
 class TokenEndpointError(Exception):
@@ -71,21 +87,22 @@ async def refresh_tokens(
 
 
 async def _post(session: aiohttp.ClientSession, oauth: OAuthConfig, body: str) -> NewTokens:
+    async def exchange() -> tuple[int, bytes]:
+        async with session.post(
+            oauth.token_url,
+            data=body.encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+            allow_redirects=False,
+            # No read timeout here: freeze_tolerant_timeout below is the only one.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=oauth.token_timeout_s),
+        ) as response:
+            return response.status, await response.read()
+
     try:
-        async with (
-            asyncio.timeout(oauth.token_timeout_s),
-            session.post(
-                oauth.token_url,
-                data=body.encode(),
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "Accept": "application/json",
-                },
-                allow_redirects=False,
-            ) as response,
-        ):
-            status = response.status
-            raw = await response.read()
+        status, raw = await freeze_tolerant_timeout(exchange(), oauth.token_timeout_s)
     except TimeoutError:
         raise TokenEndpointError("unavailable", "the token endpoint timed out") from None
     except aiohttp.ClientError as exc:
@@ -115,3 +132,36 @@ async def _post(session: aiohttp.ClientSession, oauth: OAuthConfig, body: str) -
         return NewTokens.from_token_response(payload)
     except ValueError as exc:
         raise TokenEndpointError("invalid_response", str(exc), status) from None
+
+
+async def freeze_tolerant_timeout(coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
+    """Await ``coro`` for ``timeout_s`` seconds of this process actually running.
+
+    A plain deadline (``asyncio.timeout``, or aiohttp's own timeouts) goes wrong when the
+    process is frozen (GC pause, VM freeze, SIGSTOP) while the token endpoint answers: on
+    resume, the event loop runs the overdue timer before it reads the socket (uvloop always
+    does), so the answer, a new pair PandaDoc issued in exchange for a single-use refresh
+    token, is thrown away unread and the refresh token is lost with it.
+
+    Here, a timer that fires much later than asked means the process was frozen; instead of
+    giving up, the exchange gets a short grace period in which the answer, if it is already in
+    the socket, is read.
+    """
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    remaining = timeout_s
+    try:
+        while True:
+            started = loop.time()
+            done, _ = await asyncio.wait({task}, timeout=remaining)
+            if done:
+                return task.result()
+            overslept = loop.time() - started - remaining
+            if overslept <= _FREEZE_SLACK_S:
+                raise TimeoutError
+            remaining = _AFTER_FREEZE_GRACE_S
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

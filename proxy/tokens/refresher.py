@@ -41,7 +41,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import aiohttp
 
@@ -53,7 +53,10 @@ from .model import NewTokens, StoredPair
 from .oauth import TokenEndpointError, refresh_tokens
 from .store import TokenStore
 
-__all__ = ["Refresher"]
+__all__ = ["Refresher", "Trigger"]
+
+#: What asked for a renewal: PandaDoc rejecting a token, the approaching expiry, an operator.
+Trigger = Literal["rejected", "proactive", "manual"]
 
 log = logging.getLogger("pandadoc_proxy.refresh")
 
@@ -72,7 +75,7 @@ class Refresher:
         settings: TokensConfig,
         *,
         owner: str,
-        on_outcome: Callable[[str], None] = lambda outcome: None,
+        on_outcome: Callable[[str, Trigger], None] = lambda outcome, trigger: None,
     ) -> None:
         self._store = store
         self._session = session
@@ -83,7 +86,7 @@ class Refresher:
         self._inflight: dict[int, asyncio.Task[StoredPair]] = {}
         self._cooldown_until = 0.0
 
-    async def renew(self, rejected: StoredPair, *, reason: str) -> StoredPair:
+    async def renew(self, rejected: StoredPair, *, trigger: Trigger) -> StoredPair:
         """A pair to use instead of ``rejected``: a newer stored one, or a fresh refresh.
 
         Raises :class:`AuthorizationRequired` when the authorization is gone for good and
@@ -91,7 +94,7 @@ class Refresher:
         """
         task = self._inflight.get(rejected.version)
         if task is None:
-            task = asyncio.ensure_future(self._renew(rejected, reason))
+            task = asyncio.ensure_future(self._renew(rejected, trigger))
             self._inflight[rejected.version] = task
             task.add_done_callback(lambda done: self._forget(rejected.version, done))
         # Shielded: a client that disconnects must not cancel the refresh that every other
@@ -121,7 +124,7 @@ class Refresher:
         jitter = random.Random(f"{self._owner}:{pair.version}").uniform(0, margin / 5)
         return pair.expires_at - margin - jitter - now
 
-    async def _renew(self, rejected: StoredPair, reason: str) -> StoredPair:
+    async def _renew(self, rejected: StoredPair, trigger: Trigger) -> StoredPair:
         if time.monotonic() < self._cooldown_until:
             raise RefreshFailed("The last refresh failed moments ago; try again shortly.")
         lock = self._store.refresh_lock(self._owner, self._settings.lock_ttl_s)
@@ -130,7 +133,7 @@ class Refresher:
             return current
         keepalive = asyncio.ensure_future(self._keep_alive(lock))
         try:
-            return await self._refresh_under_lock(rejected, lock, reason)
+            return await self._refresh_under_lock(rejected, lock, trigger)
         finally:
             keepalive.cancel()
             await asyncio.shield(lock.release())
@@ -155,7 +158,7 @@ class Refresher:
             await asyncio.sleep(_POLL_S)
 
     async def _refresh_under_lock(
-        self, rejected: StoredPair, lock: RefreshLock, reason: str
+        self, rejected: StoredPair, lock: RefreshLock, trigger: Trigger
     ) -> StoredPair:
         # Someone may have refreshed between our last look and taking the lock.
         current = await self._load()
@@ -163,11 +166,11 @@ class Refresher:
         if newer is not None:
             return newer
         assert current is not None  # _newer raised otherwise
-        log.info("refreshing the token", extra={"event": "refresh_start", "reason": reason})
+        log.info("refreshing the token", extra={"event": "refresh_start", "trigger": trigger})
         try:
             tokens = await self._call_token_endpoint(current.refresh_token)
         except TokenEndpointError as exc:
-            return await self._after_rejection(current, lock, exc)
+            return await self._after_rejection(current, lock, exc, trigger)
         try:
             stored = await _store_call(
                 self._store.save(tokens, expected_version=current.version, obtained_by=self._owner)
@@ -179,20 +182,20 @@ class Refresher:
                 "a newer pair was stored during our refresh; keeping it",
                 extra={"event": "refresh_fenced"},
             )
-            self._on_outcome("fenced")
+            self._on_outcome("fenced", trigger)
             stored_now = await self._load()
             if stored_now is None or not stored_now.usable:
                 raise AuthorizationRequired() from None
             return stored_now
         log.info(
             "token refreshed",
-            extra={"event": "refresh_ok", "version": stored.version, "reason": reason},
+            extra={"event": "refresh_ok", "version": stored.version, "trigger": trigger},
         )
-        self._on_outcome("ok")
+        self._on_outcome("ok", trigger)
         return stored
 
     async def _after_rejection(
-        self, current: StoredPair, lock: RefreshLock, exc: TokenEndpointError
+        self, current: StoredPair, lock: RefreshLock, exc: TokenEndpointError, trigger: Trigger
     ) -> StoredPair:
         if exc.error != "invalid_grant":
             self._cooldown_until = time.monotonic() + self._settings.failed_refresh_cooldown_s
@@ -202,7 +205,7 @@ class Refresher:
                 "token refresh failed",
                 extra={"event": "refresh_failed", "error": exc.error, "detail": exc.description},
             )
-            self._on_outcome("failed")
+            self._on_outcome("failed", trigger)
             raise RefreshFailed() from None
         # invalid_grant: lost for good, unless another pair arrived, or our lock lapsed and
         # another refresh may be in flight elsewhere.
@@ -210,7 +213,7 @@ class Refresher:
         if newer is not None:
             return newer
         if not await _store_call(lock.extend()):
-            self._on_outcome("failed")
+            self._on_outcome("failed", trigger)
             raise RefreshFailed("The refresh lock lapsed during the refresh; try again.")
         await _store_call(
             self._store.mark_authorization_lost(
@@ -221,7 +224,7 @@ class Refresher:
             "PandaDoc rejected the refresh token; the proxy must be connected again",
             extra={"event": "authorization_lost", "error": exc.error},
         )
-        self._on_outcome("rejected")
+        self._on_outcome("rejected", trigger)
         raise AuthorizationRequired(
             "PandaDoc rejected the stored refresh token: an operator must connect the proxy again."
         )
