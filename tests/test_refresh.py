@@ -183,6 +183,7 @@ async def test_300_concurrent_requests_on_3_replicas_share_exactly_one_refresh(
     replicas: Replicas, emulator: Emulator, connected: StoredPair
 ) -> None:
     proxies = await replicas(3)
+    await stampede(proxies, 300)  # warm-up: connection pools, first allocations
     baseline, _ = await stampede(proxies, 300)
     emulator.state.expire_access_tokens()
     latencies, outcomes = await stampede(proxies, 300)

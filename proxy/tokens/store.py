@@ -94,7 +94,7 @@ def _pair_from_fields(fields: dict[str, str]) -> StoredPair:
 
 
 # KEYS[1]: the pair hash. ARGV[1]: expected version, or -1 for an unconditional write.
-# ARGV[2]: the channel told about new versions. ARGV[3..]: field, value, field, value, ...
+# ARGV[2..]: field, value, field, value, ...
 # Returns {1, new_version} or {0, current_version}. DEL + HSET replaces the whole pair, so no
 # field of an older pair survives (an old expires_at, say).
 _SAVE_SCRIPT = """
@@ -105,8 +105,7 @@ if expected >= 0 and current ~= expected then
 end
 local new_version = current + 1
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', new_version, unpack(ARGV, 3))
-redis.call('PUBLISH', ARGV[2], new_version)
+redis.call('HSET', KEYS[1], 'version', new_version, unpack(ARGV, 2))
 return {1, new_version}
 """
 
@@ -128,7 +127,6 @@ class RedisTokenStore:
         self._redis = client
         tag = "{" + key_prefix + "}"
         self.pair_key = f"{tag}:token"
-        self.events_channel = f"{tag}:token-events"
         self.lock_key = f"{tag}:refresh-lock"
         self._save = client.register_script(_SAVE_SCRIPT)
         self._mark_lost = client.register_script(_MARK_LOST_SCRIPT)
@@ -167,7 +165,7 @@ class RedisTokenStore:
         expected = -1 if expected_version is None else expected_version
         try:
             ok, version = await self._save(
-                keys=[self.pair_key], args=[expected, self.events_channel, *flat]
+                keys=[self.pair_key], args=[expected, *flat]
             )
         except (RedisError, OSError) as exc:
             raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
