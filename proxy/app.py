@@ -157,6 +157,9 @@ def _token_store_ctx(
 
 async def _proactive_refresh_ctx(app: web.Application) -> AsyncIterator[None]:
     """Keeps the token fresh ahead of its expiry, also when no requests come."""
+    if app[CONFIG].auth.mode == "api_key":
+        yield
+        return
     task = asyncio.create_task(app[TOKENS].keep_fresh(), name="proactive-refresh")
     yield
     task.cancel()

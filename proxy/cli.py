@@ -223,7 +223,13 @@ def _token_status(args: argparse.Namespace) -> int:
     if pair is None:
         print("token: none stored (connect the proxy to PandaDoc: GET /_proxy/ on the proxy)")
         return 1
+    if not pair.usable:
+        print(f"token: stored, but authorization lost ({pair.authorization_lost})")
+        print("connect the proxy again: GET /_proxy/ on the proxy, or `token exchange`")
+        return 1
     print("token: stored")
+    if pair.refresh_error:
+        print(f"refresh failing: {pair.refresh_error} ({_describe_time(pair.refresh_failed_at)})")
     print(f"version: {pair.version}")
     print(f"expires: {_describe_time(pair.expires_at)}")
     print(f"last refreshed: {_describe_time(pair.obtained_at)} by {pair.obtained_by}")

@@ -26,6 +26,7 @@ import yaml
 
 __all__ = [
     "AdminConfig",
+    "AuthConfig",
     "Config",
     "ConfigError",
     "LimitsConfig",
@@ -49,10 +50,6 @@ class ConfigError(Exception):
         self.problem = problem
         where = f"{source}: {key}" if key else source
         super().__init__(f"{where}: {problem}")
-
-
-#: Marks a field that has no default: leaving it out of the file is an error.
-REQUIRED: Any = dataclasses.MISSING
 
 
 # Value checks beyond the type, attached to fields as ``metadata={"check": ...}``. Each returns
@@ -99,16 +96,23 @@ class UpstreamConfig:
 
 @dataclass(frozen=True, slots=True)
 class OAuthConfig:
-    client_id: str = field(default=REQUIRED, metadata={"check": _non_empty})
-    client_secret: str = field(
-        default=REQUIRED, repr=False, metadata={"secret": True, "check": _non_empty}
-    )
+    # Required in OAuth mode (the default); see _check_credentials. No default value either way.
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False, metadata={"secret": True})
     authorize_url: str = field(default="https://app.pandadoc.com/oauth2/authorize", metadata=URL)
     token_url: str = field(default="https://api.pandadoc.com/oauth2/access_token", metadata=URL)
     redirect_uri: str = field(default="http://localhost:8080/_proxy/oauth/callback", metadata=URL)
     scope: str = "read+write"
     #: Seconds to wait for the token endpoint's answer.
     token_timeout_s: float = field(default=20.0, metadata=POSITIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    #: ``oauth``: bearer tokens from the authorization-code flow, refreshed by the proxy.
+    #: ``api_key``: PandaDoc's legacy ``Authorization: API-Key <key>``; no OAuth, no refresh.
+    mode: Literal["oauth", "api_key"] = "oauth"
+    api_key: str = field(default="", repr=False, metadata={"secret": True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +166,8 @@ class LoggingConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    oauth: OAuthConfig
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
@@ -199,7 +204,22 @@ def parse_config(
         data = {}
     env = os.environ if environ is None else environ
     config: Config = _build(Config, data, key="", source=source, env=env)
+    _check_credentials(config, data, source)
     return config
+
+
+def _check_credentials(config: Config, data: dict[str, Any], source: str) -> None:
+    """The credentials the chosen ``auth.mode`` needs, and only those, must be given."""
+    if config.auth.mode == "api_key":
+        if not config.auth.api_key.strip():
+            raise ConfigError(source, "auth.api_key", "is required when auth.mode is api_key")
+        return
+    given = data.get("oauth") or {}
+    for name in ("client_id", "client_secret"):
+        if name not in given:
+            raise ConfigError(source, f"oauth.{name}", "is required")
+        if not str(getattr(config.oauth, name)).strip():
+            raise ConfigError(source, f"oauth.{name}", "must not be empty")
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

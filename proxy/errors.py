@@ -18,9 +18,11 @@ from aiohttp import web
 from .keys import REQUEST_ID, REQUEST_ID_HEADER
 
 __all__ = [
+    "AdminAuthenticationRequired",
     "AuthorizationRequired",
     "BadRequest",
     "BodyTooLarge",
+    "Forbidden",
     "NotFound",
     "ProxyError",
     "RefreshFailed",
@@ -46,6 +48,8 @@ class ProxyError(Exception):
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or self.default_message
         self.extra = extra
+        #: Headers the answer carries besides the JSON body (a challenge, say).
+        self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -56,6 +60,24 @@ class BadRequest(ProxyError):
     status = 400
     code = "bad_request"
     default_message = "The proxy refuses to forward this request."
+
+
+class AdminAuthenticationRequired(ProxyError):
+    status = 401
+    code = "admin_authentication_required"
+    default_message = "The proxy's admin pages need the admin username and password."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers["WWW-Authenticate"] = 'Basic realm="pandadoc-proxy admin", charset="UTF-8"'
+
+
+class Forbidden(ProxyError):
+    status = 403
+    code = "forbidden"
+    default_message = (
+        "The proxy's admin pages answer only local requests unless admin.password is set."
+    )
 
 
 class NotFound(ProxyError):
@@ -113,6 +135,7 @@ def error_response(error: ProxyError, request_id: str | None = None) -> web.Resp
         body=json.dumps(error.body()).encode(),
         content_type="application/json",
     )
+    response.headers.update(error.headers)
     response.headers[PROXY_ERROR_HEADER] = error.code
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id

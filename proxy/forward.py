@@ -62,22 +62,35 @@ async def forward(request: web.Request) -> web.StreamResponse:
         max_bytes=config.limits.max_body_bytes,
         memory_bytes=config.limits.memory_body_bytes,
     )
-    tokens = request.app[TOKENS]
     try:
-        pair = await tokens.current()
-        upstream = await _send(request, body, f"Bearer {pair.access_token}", config)
-        rejected, prefetched = await _token_rejected(upstream, config)
-        if rejected:
-            upstream.release()
-            pair = await tokens.renew(pair, trigger="rejected")
-            request.app[METRICS].replays.inc()
-            upstream = await _send(request, body, f"Bearer {pair.access_token}", config)
+        if config.auth.mode == "api_key":
+            # PandaDoc's legacy scheme: a fixed key, nothing to refresh, a 401 goes to the client.
+            upstream = await _send(request, body, f"API-Key {config.auth.api_key}", config)
+            prefetched = None
+        else:
+            upstream, prefetched = await _send_with_token(request, body, config)
         try:
             return await _relay(request, upstream, prefetched)
         finally:
             upstream.release()
     finally:
         body.close()
+
+
+async def _send_with_token(
+    request: web.Request, body: RequestBody, config: Config
+) -> tuple[aiohttp.ClientResponse, bytes | None]:
+    """Send with the stored bearer token; if PandaDoc rejects it, renew it and replay once."""
+    tokens = request.app[TOKENS]
+    pair = await tokens.current()
+    upstream = await _send(request, body, f"Bearer {pair.access_token}", config)
+    rejected, prefetched = await _token_rejected(upstream, config)
+    if not rejected:
+        return upstream, prefetched
+    upstream.release()
+    pair = await tokens.renew(pair, trigger="rejected")
+    request.app[METRICS].replays.inc()
+    return await _send(request, body, f"Bearer {pair.access_token}", config), None
 
 
 #: A 403 body is inspected only when it is JSON of at most this size.

@@ -7,6 +7,7 @@ the emulator and the proxies are aiohttp apps served over real sockets.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
 import socket
@@ -309,9 +310,14 @@ async def spawn_proxy(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[P
         await replica.stop()
 
 
-async def wait_until(condition: Callable[[], bool], *, within_s: float = 10.0) -> None:
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], *, within_s: float = 10.0
+) -> None:
     """Poll ``condition`` until it holds: for state of other components that no event announces
     (an emulator counter, a key in Redis). Fails the test after ``within_s``."""
     async with asyncio.timeout(within_s):
-        while not condition():  # noqa: ASYNC110 - there is no event to wait on
+        while True:
+            result = condition()
+            if await result if inspect.isawaitable(result) else result:
+                return
             await asyncio.sleep(0.002)

@@ -171,6 +171,15 @@ def test_token_set_stores_a_pair_that_status_then_reports(
         assert "refresh-secret-value" not in output
 
 
+async def test_token_status_exits_1_once_authorization_is_lost(
+    run_cli: RunCli, config_file: Path, store: RedisTokenStore, connected: StoredPair
+) -> None:
+    await store.mark_authorization_lost(connected.version, "refresh token rejected")
+    result = await asyncio.to_thread(run_cli, "token", "status", "--config", str(config_file))
+    assert result.returncode == 1
+    assert "authorization lost" in result.stdout
+
+
 async def test_a_pair_set_on_the_command_line_is_used_by_a_running_proxy(
     run_cli: RunCli, config_file: Path, emulator: Emulator, store: RedisTokenStore
 ) -> None:

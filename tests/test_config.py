@@ -85,7 +85,13 @@ def test_an_unset_variable_without_default_names_the_key(tmp_path: Path) -> None
         ("oauth: {client_id: a, client_secret: b}\nlisten: {prot: 1}\n", "listen.prot", "unknown"),
         ("oauth: {client_id: a, client_secret: b}\nlistne: {port: 1}\n", "listne", "unknown"),
         ("oauth: {client_id: a}\n", "oauth.client_secret", "required"),
-        ("listen: {port: 1}\n", "oauth", "required"),
+        ("listen: {port: 1}\n", "oauth.client_id", "required"),
+        (
+            "oauth: {client_id: a, client_secret: b}\nauth: {mode: api_key}\n",
+            "auth.api_key",
+            "required",
+        ),
+        ("oauth: {client_id: a, client_secret: b}\nauth: {mode: basic}\n", "auth.mode", "one of"),
         ("oauth: {client_id: a, client_secret: b}\nlisten: {port: abc}\n", "listen.port", "number"),
         ("oauth: {client_id: a, client_secret: b}\nlisten: {port: 70000}\n", "listen.port", "port"),
         (
@@ -127,6 +133,13 @@ def test_a_bad_value_is_an_error_naming_the_file_and_the_key(
     assert caught.value.key == key
     assert problem in caught.value.problem
     assert str(caught.value).startswith(f"{path}: {key}: ")
+
+
+def test_api_key_mode_needs_no_oauth_credentials() -> None:
+    config = parse_config({"auth": {"mode": "api_key", "api_key": "sandbox-key"}})
+    assert config.auth.mode == "api_key"
+    assert config.auth.api_key == "sandbox-key"
+    assert "sandbox-key" not in repr(config)
 
 
 def test_a_missing_file_is_a_configuration_error(tmp_path: Path) -> None:

@@ -398,8 +398,10 @@ async def test_the_token_is_refreshed_ahead_of_expiry_also_without_traffic(
         obtained_by="test",
     )
     await replicas(2)
-    await wait_until(lambda: refreshes(emulator) >= 2)
-    stored = await store.load()
-    assert stored is not None
-    assert stored.version >= first.version + 2
+
+    async def refreshed_twice() -> bool:
+        stored = await store.load()
+        return stored is not None and stored.version >= first.version + 2
+
+    await wait_until(refreshed_twice)
     assert emulator.state.token_errors["invalid_grant"] == 0

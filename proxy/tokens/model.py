@@ -55,6 +55,9 @@ class StoredPair:
     obtained_by: str
     #: Why the pair can no longer be used (its refresh token was rejected); None while it can.
     authorization_lost: str | None = None
+    #: The last failed attempt to refresh this pair (the token endpoint down, say), if any.
+    refresh_error: str | None = None
+    refresh_failed_at: float | None = None
 
     @property
     def usable(self) -> bool:

@@ -27,6 +27,7 @@ from .model import NewTokens
 
 __all__ = [
     "TokenEndpointError",
+    "authorization_url",
     "exchange_code",
     "form_body",
     "freeze_tolerant_timeout",
@@ -61,6 +62,20 @@ def form_body(oauth: OAuthConfig, **fields: str) -> str:
     """
     body = urlencode({"client_id": oauth.client_id, "client_secret": oauth.client_secret, **fields})
     return f"{body}&scope={quote_plus(oauth.scope, safe='+')}"
+
+
+def authorization_url(oauth: OAuthConfig, state: str) -> str:
+    """Where to send the browser to ask PandaDoc for a code (RFC 6749 section 4.1.1)."""
+    query = urlencode(
+        {
+            "client_id": oauth.client_id,
+            "redirect_uri": oauth.redirect_uri,
+            "response_type": "code",
+            "state": state,
+        }
+    )
+    separator = "&" if "?" in oauth.authorize_url else "?"
+    return f"{oauth.authorize_url}{separator}{query}&scope={quote_plus(oauth.scope, safe='+')}"
 
 
 async def exchange_code(

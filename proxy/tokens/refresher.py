@@ -37,6 +37,7 @@ Why the lock is not enough, and what covers the rest:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -199,6 +200,8 @@ class Refresher:
     ) -> StoredPair:
         if exc.error != "invalid_grant":
             self._cooldown_until = time.monotonic() + self._settings.failed_refresh_cooldown_s
+            with contextlib.suppress(TokenStoreError):
+                await self._store.record_refresh_failure(current.version, exc.error)
             level = logging.WARNING if exc.retryable else logging.ERROR
             log.log(
                 level,

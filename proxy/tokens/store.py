@@ -55,8 +55,18 @@ class TokenStore(Protocol):
         new pair is stored (which clears the mark).
         """
 
+    async def record_refresh_failure(self, version: int, error: str) -> None:
+        """Note on pair ``version`` (if still stored) that refreshing it just failed; the next
+        stored pair starts clean. Shown on the status page of every replica."""
+
     def refresh_lock(self, owner: str, ttl_s: float) -> RefreshLock:
         """The lock that serializes refreshes of this store's pair."""
+
+    async def put_oauth_state(self, state: str, binding: str, ttl_s: int) -> None:
+        """Remember an OAuth ``state`` issued to one browser (``binding``) for ``ttl_s``."""
+
+    async def take_oauth_state(self, state: str) -> str | None:
+        """The binding of ``state``, forgetting it in the same step: a state works once."""
 
     async def ping(self) -> None:
         """Raise :class:`TokenStoreError` unless the store answers."""
@@ -85,6 +95,10 @@ def _pair_from_fields(fields: dict[str, str]) -> StoredPair:
             obtained_at=float(fields["obtained_at"]),
             obtained_by=fields.get("obtained_by", ""),
             authorization_lost=fields.get("authorization_lost") or None,
+            refresh_error=fields.get("refresh_error") or None,
+            refresh_failed_at=float(fields["refresh_failed_at"])
+            if fields.get("refresh_failed_at")
+            else None,
         )
     except (KeyError, ValueError) as exc:
         # Name the field, never its value: the value may be a token.
@@ -110,12 +124,14 @@ return {1, new_version}
 """
 
 
-# KEYS[1]: the pair hash. ARGV[1]: the version found rejected. ARGV[2]: why.
-_MARK_LOST_SCRIPT = """
+# Sets fields on the pair only if it is still the given version (a note about an older pair
+# must not land on a newer one). KEYS[1]: the pair hash. ARGV[1]: the version.
+# ARGV[2..]: field, value, ...
+_ANNOTATE_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'authorization_lost', ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
 
@@ -129,7 +145,8 @@ class RedisTokenStore:
         self.pair_key = f"{tag}:token"
         self.lock_key = f"{tag}:refresh-lock"
         self._save = client.register_script(_SAVE_SCRIPT)
-        self._mark_lost = client.register_script(_MARK_LOST_SCRIPT)
+        self._annotate = client.register_script(_ANNOTATE_SCRIPT)
+        self._state_prefix = f"{tag}:oauth-state:"
 
     @classmethod
     def from_url(cls, url: str, key_prefix: str, *, timeout_s: float = 2.0) -> RedisTokenStore:
@@ -164,9 +181,7 @@ class RedisTokenStore:
         flat = [item for pair in fields.items() for item in pair]
         expected = -1 if expected_version is None else expected_version
         try:
-            ok, version = await self._save(
-                keys=[self.pair_key], args=[expected, *flat]
-            )
+            ok, version = await self._save(keys=[self.pair_key], args=[expected, *flat])
         except (RedisError, OSError) as exc:
             raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
         if not ok:
@@ -174,14 +189,34 @@ class RedisTokenStore:
         return _pair_from_fields({**fields, "version": str(version)})
 
     async def mark_authorization_lost(self, version: int, reason: str) -> bool:
+        return await self._annotate_pair(version, authorization_lost=reason)
+
+    async def record_refresh_failure(self, version: int, error: str) -> None:
+        await self._annotate_pair(version, refresh_error=error, refresh_failed_at=repr(time.time()))
+
+    async def _annotate_pair(self, version: int, **fields: str) -> bool:
+        flat = [item for pair in fields.items() for item in pair]
         try:
-            marked = await self._mark_lost(keys=[self.pair_key], args=[version, reason])
+            done = await self._annotate(keys=[self.pair_key], args=[version, *flat])
         except (RedisError, OSError) as exc:
             raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
-        return bool(marked)
+        return bool(done)
 
     def refresh_lock(self, owner: str, ttl_s: float) -> RefreshLock:
         return RedisRefreshLock(self._redis, self.lock_key, ttl_s=ttl_s, owner=owner)
+
+    async def put_oauth_state(self, state: str, binding: str, ttl_s: int) -> None:
+        try:
+            await self._redis.set(self._state_prefix + state, binding, ex=ttl_s, nx=True)
+        except (RedisError, OSError) as exc:
+            raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
+
+    async def take_oauth_state(self, state: str) -> str | None:
+        try:
+            binding = await self._redis.getdel(self._state_prefix + state)
+        except (RedisError, OSError) as exc:
+            raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
+        return cast(str | None, binding)
 
     async def ping(self) -> None:
         try:
@@ -200,6 +235,7 @@ class MemoryTokenStore:
         self._fields: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
+        self._states: dict[str, tuple[str, float]] = {}
 
     async def load(self) -> StoredPair | None:
         return _pair_from_fields(self._fields) if self._fields else None
@@ -216,13 +252,28 @@ class MemoryTokenStore:
             return _pair_from_fields(self._fields)
 
     async def mark_authorization_lost(self, version: int, reason: str) -> bool:
+        return self._annotate_pair(version, authorization_lost=reason)
+
+    async def record_refresh_failure(self, version: int, error: str) -> None:
+        self._annotate_pair(version, refresh_error=error, refresh_failed_at=repr(time.time()))
+
+    def _annotate_pair(self, version: int, **fields: str) -> bool:
         if self._fields.get("version") != str(version):
             return False
-        self._fields["authorization_lost"] = reason
+        self._fields.update(fields)
         return True
 
     def refresh_lock(self, owner: str, ttl_s: float) -> RefreshLock:
         return MemoryRefreshLock(self._refresh_lock, ttl_s=ttl_s)
+
+    async def put_oauth_state(self, state: str, binding: str, ttl_s: int) -> None:
+        now = time.monotonic()
+        self._states = {k: v for k, v in self._states.items() if v[1] > now}
+        self._states.setdefault(state, (binding, now + ttl_s))
+
+    async def take_oauth_state(self, state: str) -> str | None:
+        binding, expires = self._states.pop(state, ("", 0.0))
+        return binding if expires > time.monotonic() else None
 
     async def ping(self) -> None:
         return None

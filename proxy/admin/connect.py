@@ -1,0 +1,149 @@
+"""The "Connect to PandaDoc" flow: RFC 6749 section 4.1, with the proxy as the client.
+
+``/_proxy/oauth/authorize`` makes a random, single-use ``state``, keeps it in the token store
+for ten minutes (the callback may land on another replica) bound to this browser by a cookie,
+and redirects to PandaDoc's consent page. ``/_proxy/oauth/callback`` accepts the state once, only
+from the browser it was issued to, exchanges the code, and stores the pair, fenced like a
+refresh. Nothing is stored unless all of that succeeds. The flow never redirects anywhere but
+to the configured ``oauth.authorize_url``, so it cannot be used as an open redirect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+
+from aiohttp import web
+
+from ..errors import NotFound
+from ..keys import CLIENT_SESSION, CONFIG, REPLICA_ID, TOKENS
+from ..tokens import NewTokens, StaleWrite, StoredPair, TokenStoreError
+from ..tokens.oauth import TokenEndpointError, authorization_url, exchange_code
+from .html import escape, html_page
+
+__all__ = ["authorize", "callback"]
+
+log = logging.getLogger("pandadoc_proxy.connect")
+
+STATE_TTL_S = 600
+_COOKIE = "pandadoc_proxy_oauth"
+
+
+def _binding(nonce: str) -> str:
+    # The store keeps a hash of the browser's cookie, so reading Redis is not enough to forge it.
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def _refuse_in_api_key_mode(request: web.Request) -> None:
+    if request.app[CONFIG].auth.mode == "api_key":
+        raise NotFound("OAuth is off: the proxy runs in API-key mode.")
+
+
+async def authorize(request: web.Request) -> web.Response:
+    _refuse_in_api_key_mode(request)
+    config = request.app[CONFIG]
+    state = secrets.token_urlsafe(32)
+    nonce = secrets.token_urlsafe(32)
+    try:
+        await request.app[TOKENS].store.put_oauth_state(state, _binding(nonce), STATE_TTL_S)
+    except TokenStoreError:
+        return _failure(503, "The token store (Redis) is unreachable; try again in a moment.")
+    response = web.HTTPFound(authorization_url(config.oauth, state))
+    response.set_cookie(
+        _COOKIE,
+        nonce,
+        max_age=STATE_TTL_S,
+        path="/_proxy/oauth/",
+        httponly=True,
+        secure=request.secure,
+        # Lax: the cookie comes back on PandaDoc's top-level redirect to the callback.
+        samesite="Lax",
+    )
+    log.info("connect started", extra={"event": "connect_start"})
+    raise response
+
+
+async def callback(request: web.Request) -> web.Response:
+    _refuse_in_api_key_mode(request)
+    store = request.app[TOKENS].store
+    state = request.query.get("state", "")
+    try:
+        binding = await store.take_oauth_state(state) if state else None
+    except TokenStoreError:
+        return _failure(503, "The token store (Redis) is unreachable; try again in a moment.")
+    nonce = request.cookies.get(_COOKIE, "")
+    if binding is None or not hmac.compare_digest(_binding(nonce), binding):
+        log.warning(
+            "connect refused: unknown, reused or foreign state",
+            extra={"event": "connect_bad_state"},
+        )
+        return _failure(
+            400,
+            "This sign-in link is not valid any more (it was already used, has expired, or was "
+            "started in another browser). Start again from the status page.",
+        )
+    if "error" in request.query:
+        error = request.query.get("error", "")
+        log.warning("PandaDoc did not authorize", extra={"event": "connect_denied", "error": error})
+        return _failure(400, f"PandaDoc did not authorize the proxy ({error}).")
+    code = request.query.get("code", "")
+    if not code:
+        return _failure(400, "PandaDoc's answer has no authorization code.")
+
+    config = request.app[CONFIG]
+    try:
+        tokens = await exchange_code(request.app[CLIENT_SESSION], config.oauth, code)
+    except TokenEndpointError as exc:
+        log.warning("code exchange failed", extra={"event": "connect_failed", "error": exc.error})
+        status = 502 if exc.retryable else 400
+        return _failure(status, f"PandaDoc refused to exchange the code ({exc.error}).")
+    try:
+        stored = await _store(request, tokens)
+    except TokenStoreError:
+        return _failure(503, "The token store (Redis) is unreachable; the new token was not kept.")
+    except StaleWrite:
+        return _failure(409, "Another replica kept changing the token; start again.")
+    log.info("connected to PandaDoc", extra={"event": "connected", "version": stored.version})
+    response = html_page(
+        "Connected",
+        "<h1>Connected to PandaDoc</h1><p><span class='state ok'>Connected</span></p>"
+        "<p>The proxy stored a new token; every replica uses it from now on.</p>"
+        "<p><a href='/_proxy/'>Back to the status page</a></p>",
+    )
+    response.del_cookie(_COOKIE, path="/_proxy/oauth/")
+    return response
+
+
+async def _store(request: web.Request, tokens: NewTokens) -> StoredPair:
+    """Store the new pair as the successor of whatever is stored now (a fenced write).
+
+    If a refresh stores a pair between our read and our write, the write is retried once on
+    top of that pair: the new authorization is what the operator asked for, and its refresh
+    token is unused, so it is the better one to keep.
+    """
+    manager = request.app[TOKENS]
+    for attempt in (1, 2):
+        current = await manager.store.load()
+        try:
+            stored = await manager.store.save(
+                tokens,
+                expected_version=current.version if current else 0,
+                obtained_by=request.app[REPLICA_ID],
+            )
+        except StaleWrite:
+            if attempt == 2:
+                raise
+            continue
+        manager.adopt(stored)
+        return stored
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _failure(status: int, message: str) -> web.Response:
+    body = (
+        "<h1>Not connected</h1><p><span class='state bad'>Connection failed</span></p>"
+        f"<p>{escape(message)}</p><p><a href='/_proxy/'>Back to the status page</a></p>"
+    )
+    return html_page("Connection failed", body, status=status)

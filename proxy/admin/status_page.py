@@ -1,0 +1,95 @@
+"""``GET /_proxy/``: what an operator needs to see at 3 a.m., and the button to fix it.
+
+Connected or not, when the token expires, when and by which replica it was last refreshed,
+whether refreshing is failing, and a "Connect to PandaDoc" (or "Reconnect") button. Never a
+token.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from ..keys import CONFIG, REPLICA_ID, TOKENS
+from ..tokens import StoredPair, TokenStoreError
+from .html import escape, html_page
+
+__all__ = ["status_page"]
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "unknown"
+    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    delta = epoch - time.time()
+    span = abs(delta)
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if span >= size:
+            amount = f"{span / size:.1f} {unit}"
+            break
+    else:
+        amount = f"{span:.0f} seconds"
+    return f"{stamp} ({'in ' + amount if delta >= 0 else amount + ' ago'})"
+
+
+def _state(pair: StoredPair | None) -> tuple[str, str, str]:
+    """(css class, label, explanation) of the authorization state."""
+    if pair is None:
+        return "bad", "Not connected", "No token is stored: connect the proxy to PandaDoc."
+    if not pair.usable:
+        return (
+            "bad",
+            "Authorization required",
+            f"PandaDoc rejected the stored authorization ({escape(pair.authorization_lost or '')})."
+            " Requests get 503 until someone connects again.",
+        )
+    if pair.refresh_error:
+        return (
+            "warn",
+            "Refresh failing",
+            f"The last refresh failed ({escape(pair.refresh_error)}, "
+            f"{escape(_when(pair.refresh_failed_at))}); the stored token is kept and retried.",
+        )
+    return "ok", "Connected", "Requests are forwarded with the stored token."
+
+
+async def status_page(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    replica = escape(request.app[REPLICA_ID])
+    if config.auth.mode == "api_key":
+        body = (
+            "<h1>pandadoc-proxy</h1><p><span class='state ok'>API-key mode</span></p>"
+            "<p>Requests are forwarded with the configured PandaDoc API key. OAuth and token "
+            f"refresh are off.</p><p class=note>Replica {replica}</p>"
+        )
+        return html_page("Status", body)
+
+    redis_row = "answers"
+    pair: StoredPair | None = None
+    try:
+        pair = await request.app[TOKENS].reload()
+    except TokenStoreError as exc:
+        redis_row = f"<span class='state bad'>unreachable</span> ({escape(str(exc))})"
+        pair = request.app[TOKENS].held
+    css, label, explanation = _state(pair)
+    rows = [("Token store (Redis)", redis_row)]
+    if pair is not None:
+        rows += [
+            ("Access token expires", escape(_when(pair.expires_at))),
+            ("Last refreshed", f"{escape(_when(pair.obtained_at))} by {escape(pair.obtained_by)}"),
+            ("Pair version", str(pair.version)),
+        ]
+    rows.append(("This replica", replica))
+    table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
+    button = "Connect to PandaDoc" if pair is None or not pair.usable else "Reconnect"
+    body = (
+        "<h1>pandadoc-proxy</h1>"
+        f"<p><span class='state {css}'>{label}</span></p><p>{explanation}</p>"
+        f"<table>{table}</table>"
+        f"<p><a class=button href='/_proxy/oauth/authorize'>{button}</a></p>"
+        "<p class=note>Connecting opens PandaDoc's consent page; after you approve, PandaDoc "
+        "sends you back here and every replica uses the new token.</p>"
+    )
+    return html_page("Status", body)
