@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -106,10 +107,14 @@ async def callback(request: web.Request) -> web.Response:
     except StaleWrite:
         return _failure(409, "Another replica kept changing the token; start again.")
     log.info("connected to PandaDoc", extra={"event": "connected", "version": stored.version})
+    expiry = ""
+    if stored.expires_at is not None:
+        expiry = f" The access token expires on {_date(stored.expires_at)} and is refreshed before."
     response = html_page(
         "Connected",
         "<h1>Connected to PandaDoc</h1><p><span class='state ok'>Connected</span></p>"
-        "<p>The proxy stored a new token; every replica uses it from now on.</p>"
+        "<p>The proxy stored a new token, and every replica uses it from now on: your apps can "
+        f"send their requests through the proxy.{escape(expiry)}</p>"
         "<p><a href='/_proxy/'>Back to the status page</a></p>",
     )
     response.del_cookie(_COOKIE, path="/_proxy/oauth/")
@@ -141,9 +146,13 @@ async def _store(request: web.Request, tokens: NewTokens) -> StoredPair:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _failure(status: int, message: str) -> web.Response:
+def _failure(status: int, message: str, *, title: str = "Connection failed") -> web.Response:
     body = (
-        "<h1>Not connected</h1><p><span class='state bad'>Connection failed</span></p>"
+        f"<h1>{escape(title)}</h1>"
         f"<p>{escape(message)}</p><p><a href='/_proxy/'>Back to the status page</a></p>"
     )
-    return html_page("Connection failed", body, status=status)
+    return html_page(title, body, status=status)
+
+
+def _date(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -27,7 +27,7 @@ def _when(epoch: float | None) -> str:
     span = abs(delta)
     for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
         if span >= size:
-            amount = f"{span / size:.1f} {unit}"
+            amount = f"{span / size:.0f} {unit}"
             break
     else:
         amount = f"{span:.0f} seconds"
@@ -37,7 +37,12 @@ def _when(epoch: float | None) -> str:
 def _state(pair: StoredPair | None) -> tuple[str, str, str]:
     """(css class, label, explanation) of the authorization state."""
     if pair is None:
-        return "bad", "Not connected", "No token is stored: connect the proxy to PandaDoc."
+        return (
+            "bad",
+            "Not connected",
+            "No token is stored, so requests through the proxy get 503 until someone connects "
+            "it to PandaDoc.",
+        )
     if not pair.usable:
         return (
             "bad",
@@ -66,7 +71,7 @@ async def status_page(request: web.Request) -> web.Response:
         )
         return html_page("Status", body)
 
-    redis_row = "answers"
+    redis_row = "reachable"
     pair: StoredPair | None = None
     try:
         pair = await request.app[TOKENS].reload()
@@ -78,8 +83,10 @@ async def status_page(request: web.Request) -> web.Response:
     if pair is not None:
         rows += [
             ("Access token expires", escape(_when(pair.expires_at))),
-            ("Last refreshed", f"{escape(_when(pair.obtained_at))} by {escape(pair.obtained_by)}"),
-            ("Pair version", str(pair.version)),
+            (
+                "Token obtained",
+                f"{escape(_when(pair.obtained_at))} by {escape(pair.obtained_by)}",
+            ),
         ]
     rows.append(("This replica", replica))
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
