@@ -20,7 +20,7 @@ from aiohttp import web
 from .admin import add_admin_routes
 from .config import Config
 from .errors import BadRequest, NotFound, error_middleware
-from .forward import forward, strip_server_defaults
+from .forward import forward, on_relayed_response_prepare
 from .keys import (
     CLIENT_SESSION,
     CONFIG,
@@ -64,7 +64,7 @@ def create_app(
     app.cleanup_ctx.append(_client_session_ctx)
     app.cleanup_ctx.append(_token_store_ctx(store))
     app.cleanup_ctx.append(_proactive_refresh_ctx)
-    app.on_response_prepare.append(strip_server_defaults)
+    app.on_response_prepare.append(on_relayed_response_prepare)
 
     add_admin_routes(app)
     app.router.add_route("*", "/_proxy/{tail:.*}", _not_found)
@@ -145,8 +145,15 @@ def _token_store_ctx(
             config.tokens,
             owner=app[REPLICA_ID],
             on_outcome=lambda outcome, trigger: metrics.refreshes.labels(outcome, trigger).inc(),
+            on_lock_wait=metrics.lock_wait_seconds.observe,
         )
-        app[TOKENS] = TokenManager(store, refresher, cache_s=config.redis.token_cache_s)
+        app[TOKENS] = TokenManager(
+            store,
+            refresher,
+            cache_s=config.redis.token_cache_s,
+            on_store_error=metrics.redis_errors.inc,
+        )
+        metrics.watch_tokens(lambda: app[TOKENS].held)
         yield
         await app[TOKENS].close()
         if given is None:

@@ -148,11 +148,15 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host or config.listen.host,
         port=config.listen.port if args.port is None else args.port,
     )
-    configure_logging(config.logging)
+    configure_logging(config.logging, secrets=_secrets_of(config))
 
     async def started() -> list[web.AppRunner]:
         runner, port = await start_site(
-            create_app(config), listen.host, listen.port, access_log=config.logging.access_log
+            create_app(config),
+            listen.host,
+            listen.port,
+            access_log=config.logging.access_log,
+            drain_timeout_s=listen.drain_timeout_s,
         )
         print(f"pandadoc-proxy serving on http://{listen.host}:{port}", file=sys.stderr, flush=True)
         return [runner]
@@ -162,6 +166,19 @@ def _serve(args: argparse.Namespace) -> int:
     except ListenError as exc:
         raise CommandFailed(str(exc)) from None
     return 0
+
+
+def _secrets_of(config: Config) -> tuple[str, ...]:
+    """The configured values that must never be logged."""
+    from urllib.parse import urlsplit
+
+    redis_password = urlsplit(config.redis.url).password or ""
+    return (
+        config.oauth.client_secret,
+        config.admin.password,
+        config.auth.api_key,
+        redis_password,
+    )
 
 
 def _check_config(args: argparse.Namespace) -> int:

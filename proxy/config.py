@@ -81,6 +81,8 @@ POSITIVE = {"check": _positive}
 class ListenConfig:
     host: str = "127.0.0.1"
     port: int = field(default=8080, metadata={"check": _port})
+    #: On SIGTERM, how long requests in flight may take to finish before they are cut off.
+    drain_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

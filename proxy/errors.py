@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .keys import REQUEST_ID, REQUEST_ID_HEADER
+from .keys import METRICS, REQUEST_ID, REQUEST_ID_HEADER
 
 __all__ = [
     "AdminAuthenticationRequired",
@@ -149,6 +149,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         response: web.StreamResponse = await handler(request)
         return response
     except ProxyError as error:
+        request.app[METRICS].proxy_errors.labels(error.code).inc()
         if error.status >= 500:
             log.warning(
                 "proxy error",

@@ -30,15 +30,25 @@ import logging
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from .body import RequestBody, read_body
 from .config import Config
 from .errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
 from .headers import downstream_headers, upstream_headers
-from .keys import CLIENT_SESSION, CONFIG, METRICS, REQUEST_ID, TOKENS
+from .keys import (
+    CLIENT_SESSION,
+    CONFIG,
+    METRICS,
+    REPLAYED,
+    REQUEST_ID,
+    STARTED,
+    TOKENS,
+    UPSTREAM_SECONDS,
+)
 
-__all__ = ["UPSTREAM_HEADER_NAMES", "forward", "strip_server_defaults"]
+__all__ = ["UPSTREAM_HEADER_NAMES", "forward", "on_relayed_response_prepare"]
 
 log = logging.getLogger("pandadoc_proxy.forward")
 
@@ -90,6 +100,7 @@ async def _send_with_token(
     upstream.release()
     pair = await tokens.renew(pair, trigger="rejected")
     request.app[METRICS].replays.inc()
+    request[REPLAYED] = True
     return await _send(request, body, f"Bearer {pair.access_token}", config), None
 
 
@@ -142,6 +153,25 @@ async def _send(
         request.headers, authorization=authorization, request_id=request[REQUEST_ID]
     )
     attempts = 2 if request.method in IDEMPOTENT_METHODS else 1
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        return await _send_attempts(request, session, url, headers, body, config, attempts)
+    finally:
+        waited = loop.time() - started
+        request[UPSTREAM_SECONDS] = request.get(UPSTREAM_SECONDS, 0.0) + waited
+        request.app[METRICS].upstream_seconds.observe(waited)
+
+
+async def _send_attempts(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    url: URL,
+    headers: CIMultiDict[str],
+    body: RequestBody,
+    config: Config,
+    attempts: int,
+) -> aiohttp.ClientResponse:
     for attempt in range(1, attempts + 1):
         try:
             # The deadline covers connecting, sending and waiting for the response headers;
@@ -221,12 +251,13 @@ async def _relay(
     return response
 
 
-async def strip_server_defaults(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: undo the headers aiohttp's server adds on its own.
+async def on_relayed_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``, for relayed responses only (PandaDoc's, not the proxy's own).
 
-    For a relayed response, ``Content-Type``, ``Server`` and ``Date`` reach the client only if
-    PandaDoc sent them; aiohttp would otherwise invent ``application/octet-stream`` and its own
-    ``Server`` (``web_response.py``, ``_prepare_headers``).
+    Undoes the headers aiohttp's server adds on its own: ``Content-Type``, ``Server`` and
+    ``Date`` reach the client only if PandaDoc sent them; aiohttp would otherwise invent
+    ``application/octet-stream`` and its own ``Server`` (``web_response.py``,
+    ``_prepare_headers``). Then records the latency the proxy added before these headers.
     """
     sent = response.get(UPSTREAM_HEADER_NAMES)
     if sent is None:
@@ -234,3 +265,7 @@ async def strip_server_defaults(request: web.Request, response: web.StreamRespon
     for name in ("Content-Type", "Server", "Date"):
         if name.lower() not in sent:
             response.headers.popall(name, None)
+    if STARTED in request:
+        total = asyncio.get_running_loop().time() - request[STARTED]
+        added = total - request.get(UPSTREAM_SECONDS, 0.0)
+        request.app[METRICS].proxy_added_seconds.observe(max(added, 0.0))

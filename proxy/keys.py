@@ -20,10 +20,13 @@ __all__ = [
     "CLIENT_SESSION",
     "CONFIG",
     "METRICS",
+    "REPLAYED",
     "REPLICA_ID",
     "REQUEST_ID",
     "REQUEST_ID_HEADER",
+    "STARTED",
     "TOKENS",
+    "UPSTREAM_SECONDS",
 ]
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -37,3 +40,9 @@ METRICS: web.AppKey[ProxyMetrics] = web.AppKey("metrics")
 REPLICA_ID: web.AppKey[str] = web.AppKey("replica_id", str)
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+#: When the request arrived (the loop's clock), for the proxy-added latency.
+STARTED: web.RequestKey[float] = web.RequestKey("started", float)
+#: Seconds spent waiting for PandaDoc's response headers, summed over attempts.
+UPSTREAM_SECONDS: web.RequestKey[float] = web.RequestKey("upstream_seconds", float)
+#: Whether the request was sent again after PandaDoc rejected the token.
+REPLAYED: web.RequestKey[bool] = web.RequestKey("replayed", bool)

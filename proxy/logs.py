@@ -1,25 +1,29 @@
 """Log set-up: JSON lines for production, readable lines for a terminal, and the access log.
 
 Structured fields travel in ``extra={...}`` (``event``, ``code``, ``detail`` ...), so both
-formats show the same facts. Nothing here ever receives a token: callers pass names and
-classes of errors, never request headers or token-endpoint bodies.
+formats show the same facts. Callers never pass tokens (they log names and classes of errors,
+never request headers or token-endpoint bodies); as a last line of defence, every finished line,
+traceback included, goes through :func:`redact` before it is written: the configured secrets,
+every token the process has held, and anything shaped like a credential are masked.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+from collections import deque
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .config import LoggingConfig
-from .keys import REPLICA_ID, REQUEST_ID
+from .keys import REPLAYED, REPLICA_ID, REQUEST_ID, UPSTREAM_SECONDS
 
-__all__ = ["AccessLogger", "configure_logging"]
+__all__ = ["AccessLogger", "configure_logging", "redact", "remember_secret"]
 
 ACCESS_LOGGER = "pandadoc_proxy.access"
 
@@ -45,7 +49,7 @@ class JsonFormatter(logging.Formatter):
             **_extras(record),
         }
         if record.exc_info and record.exc_info[0] is not None:
-            entry["exception"] = record.exc_info[0].__name__
+            entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
@@ -54,12 +58,65 @@ class TextFormatter(logging.Formatter):
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         fields = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
-        return f"{line}  {fields}" if fields else line
+        if fields:
+            line = f"{line}  {fields}"
+        if record.exc_info and record.exc_info[0] is not None:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
 
 
-def configure_logging(config: LoggingConfig) -> None:
+_MASK = "[redacted]"
+# Each shape is (what stays)(what is masked).
+_CREDENTIAL_SHAPES = (
+    # Authorization header values.
+    re.compile(r"(?i)(\b(?:bearer|api-key|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"),
+    # Form fields and query parameters.
+    re.compile(
+        r"(?i)(\b(?:access_token|refresh_token|client_secret|code|password|api_key)=)"
+        r"[^&\s\"',;]+"
+    ),
+    # JSON fields.
+    re.compile(
+        r'(?i)("(?:access_token|refresh_token|client_secret|code|password|api_key)"\s*:\s*")'
+        r'[^"]*'
+    ),
+    # Passwords in URLs (redis://:secret@host).
+    re.compile(r"(://[^/\s:@]*:)[^/\s@]+(?=@)"),
+)
+#: Exact values never to be written: the configured secrets and the tokens held recently.
+_known_secrets: deque[str] = deque(maxlen=64)
+
+
+def remember_secret(*values: str) -> None:
+    """Mask ``values`` in every log line from now on (tokens, when the process adopts them)."""
+    for value in values:
+        if value and len(value) >= 6 and value not in _known_secrets:
+            _known_secrets.append(value)
+
+
+def redact(text: str) -> str:
+    for secret in tuple(_known_secrets):
+        if secret in text:
+            text = text.replace(secret, _MASK)
+    for shape in _CREDENTIAL_SHAPES:
+        text = shape.sub(lambda m: f"{m.group(1)}{_MASK}", text)
+    return text
+
+
+class _Redacting(logging.Formatter):
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self._inner.format(record))
+
+
+def configure_logging(config: LoggingConfig, secrets: tuple[str, ...] = ()) -> None:
+    remember_secret(*secrets)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
+    inner = JsonFormatter() if config.format == "json" else TextFormatter()
+    handler.setFormatter(_Redacting(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.level.upper())
@@ -83,6 +140,8 @@ class AccessLogger(AbstractAccessLogger):
                 "path": request.path,
                 "status": response.status,
                 "duration_ms": round(time * 1000, 2),
+                "upstream_ms": round(request.get(UPSTREAM_SECONDS, 0.0) * 1000, 2),
+                "replayed": request.get(REPLAYED, False),
                 "replica": request.app[REPLICA_ID] if isinstance(request, web.Request) else "",
             },
         )

@@ -7,9 +7,14 @@ unbounded: requests are counted by method and status class only.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .tokens import StoredPair
+from .tokens.model import AUTHORIZATION_STATES, authorization_state
 
 __all__ = ["ProxyMetrics", "status_class"]
 
@@ -34,6 +39,11 @@ class ProxyMetrics:
     proxy_errors: Counter
     replays: Counter
     refreshes: Counter
+    proxy_added_seconds: Histogram
+    lock_wait_seconds: Histogram
+    redis_errors: Counter
+    token_expires_in: Gauge
+    authorization_state: Gauge
 
     @classmethod
     def create(cls) -> ProxyMetrics:
@@ -74,4 +84,49 @@ class ProxyMetrics:
                 ["outcome", "trigger"],
                 registry=registry,
             ),
+            proxy_added_seconds=Histogram(
+                "pandadoc_proxy_added_seconds",
+                "Time the proxy adds before a response's headers go out: the whole wait minus "
+                "PandaDoc's own time to headers (includes refreshes and replays).",
+                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10),
+                registry=registry,
+            ),
+            lock_wait_seconds=Histogram(
+                "pandadoc_proxy_refresh_lock_wait_seconds",
+                "Time a renewal waited for the refresh lock or for another replica's new pair.",
+                registry=registry,
+            ),
+            redis_errors=Counter(
+                "pandadoc_proxy_redis_errors",
+                "Token store operations that failed because Redis was unreachable.",
+                registry=registry,
+            ),
+            token_expires_in=Gauge(
+                "pandadoc_proxy_token_expires_in_seconds",
+                "Seconds until the access token held by this replica expires (NaN if unknown).",
+                registry=registry,
+            ),
+            authorization_state=Gauge(
+                "pandadoc_proxy_authorization_state",
+                "1 for the state this replica sees: connected, refresh_failing, "
+                "authorization_required, not_connected.",
+                ["state"],
+                registry=registry,
+            ),
         )
+
+    def watch_tokens(self, held: Callable[[], StoredPair | None]) -> None:
+        """Compute the token gauges at scrape time from what ``held()`` returns."""
+
+        def expires_in() -> float:
+            pair = held()
+            left = pair.seconds_left(time.time()) if pair else None
+            return float("nan") if left is None else left
+
+        self.token_expires_in.set_function(expires_in)
+
+        def is_state(state: str) -> Callable[[], float]:
+            return lambda: float(authorization_state(held()) == state)
+
+        for state in AUTHORIZATION_STATES:
+            self.authorization_state.labels(state).set_function(is_state(state))

@@ -22,14 +22,23 @@ class ListenError(Exception):
 
 
 async def start_site(
-    app: web.Application, host: str, port: int, *, access_log: bool = True
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = True,
+    drain_timeout_s: float = 30.0,
 ) -> tuple[web.AppRunner, int]:
-    """Start serving ``app``; returns the runner and the port actually bound (for port 0)."""
+    """Start serving ``app``; returns the runner and the port actually bound (for port 0).
+
+    At cleanup the runner stops accepting connections, then gives requests in flight up to
+    ``drain_timeout_s`` to finish.
+    """
     runner = web.AppRunner(
         app,
         access_log_class=AccessLogger,
         access_log=logging.getLogger(ACCESS_LOGGER) if access_log else None,
-        shutdown_timeout=30.0,
+        shutdown_timeout=drain_timeout_s,
     )
     await runner.setup()
     try:

@@ -58,7 +58,9 @@ async def authorize(request: web.Request) -> web.Response:
         max_age=STATE_TTL_S,
         path="/_proxy/oauth/",
         httponly=True,
-        secure=request.secure,
+        # The cookie comes back to redirect_uri: behind a TLS-terminating load balancer the
+        # proxy itself sees plain HTTP, so the scheme of redirect_uri decides.
+        secure=config.oauth.redirect_uri.startswith("https:"),
         # Lax: the cookie comes back on PandaDoc's top-level redirect to the callback.
         samesite="Lax",
     )

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ..keys import CONFIG, REPLICA_ID, TOKENS
 from ..tokens import StoredPair, TokenStoreError
+from ..tokens.model import authorization_state
 from .html import escape, html_page
 
 __all__ = ["status_page"]
@@ -36,25 +37,26 @@ def _when(epoch: float | None) -> str:
 
 def _state(pair: StoredPair | None) -> tuple[str, str, str]:
     """(css class, label, explanation) of the authorization state."""
-    if pair is None:
+    state = authorization_state(pair)
+    if pair is None or state == "not_connected":
         return (
             "bad",
             "Not connected",
             "No token is stored, so requests through the proxy get 503 until someone connects "
             "it to PandaDoc.",
         )
-    if not pair.usable:
+    if state == "authorization_required":
         return (
             "bad",
             "Authorization required",
             f"PandaDoc rejected the stored authorization ({escape(pair.authorization_lost or '')})."
             " Requests get 503 until someone connects again.",
         )
-    if pair.refresh_error:
+    if state == "refresh_failing":
         return (
             "warn",
             "Refresh failing",
-            f"The last refresh failed ({escape(pair.refresh_error)}, "
+            f"The last refresh failed ({escape(pair.refresh_error or '')}, "
             f"{escape(_when(pair.refresh_failed_at))}); the stored token is kept and retried.",
         )
     return "ok", "Connected", "Requests are forwarded with the stored token."

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import AuthorizationRequired, ProxyError, TokenStoreUnavailable
+from ..logs import remember_secret
 from .errors import TokenStoreError
 from .model import StoredPair
 from .refresher import Refresher, Trigger
@@ -49,6 +50,7 @@ class TokenManager:
         *,
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
+        on_store_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.refresher = refresher
@@ -58,6 +60,7 @@ class TokenManager:
         self._fresh_until = float("-inf")
         self._loading: asyncio.Future[StoredPair | None] | None = None
         self._adoptions = 0
+        self._on_store_error = on_store_error
 
     @property
     def held(self) -> StoredPair | None:
@@ -162,5 +165,7 @@ class TokenManager:
         self._adopt(pair)
 
     def _adopt(self, pair: StoredPair | None) -> None:
+        if pair is not None:
+            remember_secret(pair.access_token, pair.refresh_token)
         self._held = pair
         self._fresh_until = self._clock() + self._cache_s

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NewTokens", "StoredPair"]
+__all__ = ["AUTHORIZATION_STATES", "NewTokens", "StoredPair", "authorization_state"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +72,15 @@ class StoredPair:
     def is_expired(self, now: float | None = None) -> bool:
         left = self.seconds_left(now)
         return left is not None and left <= 0
+
+
+#: What an operator needs to know first, from the pair (or its absence).
+AUTHORIZATION_STATES = ("connected", "refresh_failing", "authorization_required", "not_connected")
+
+
+def authorization_state(pair: StoredPair | None) -> str:
+    if pair is None:
+        return "not_connected"
+    if not pair.usable:
+        return "authorization_required"
+    return "refresh_failing" if pair.refresh_error else "connected"

@@ -77,6 +77,7 @@ class Refresher:
         *,
         owner: str,
         on_outcome: Callable[[str, Trigger], None] = lambda outcome, trigger: None,
+        on_lock_wait: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self._store = store
         self._session = session
@@ -84,6 +85,7 @@ class Refresher:
         self._settings = settings
         self._owner = owner
         self._on_outcome = on_outcome
+        self._on_lock_wait = on_lock_wait
         self._inflight: dict[int, asyncio.Task[StoredPair]] = {}
         self._cooldown_until = 0.0
 
@@ -129,7 +131,9 @@ class Refresher:
         if time.monotonic() < self._cooldown_until:
             raise RefreshFailed("The last refresh failed moments ago; try again shortly.")
         lock = self._store.refresh_lock(self._owner, self._settings.lock_ttl_s)
+        waiting_since = time.monotonic()
         current = await self._wait_for_lock_or_newer(rejected, lock)
+        self._on_lock_wait(time.monotonic() - waiting_since)
         if current is not rejected and current.version != rejected.version:
             return current
         keepalive = asyncio.ensure_future(self._keep_alive(lock))

@@ -1,0 +1,168 @@
+"""Logs: one access line per request, events for what matters, and never a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from conftest import Emulator, ProxyProcess, free_port, proxy_config, wait_until
+
+from proxy.config import Config
+from proxy.logs import redact, remember_secret
+from proxy.tokens import RedisTokenStore, StoredPair
+
+Spawn = Callable[..., Awaitable[ProxyProcess]]
+
+
+def log_lines(replica: ProxyProcess) -> list[dict[str, Any]]:
+    lines = replica.log_path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ("sending Authorization: Bearer eyJhbGciOi.abc.def", "eyJhbGciOi.abc.def"),
+        ("Authorization: API-Key 0123456789abcdef", "0123456789abcdef"),
+        ("body grant_type=refresh_token&refresh_token=r-123456&scope=x", "r-123456"),
+        ("client_id=a&client_secret=s3cr3t-value", "s3cr3t-value"),
+        ('{"access_token": "at-987654", "expires_in": 3600}', "at-987654"),
+        ("/_proxy/oauth/callback?code=c0de-42&state=x", "c0de-42"),
+        ("connecting to redis://:hunter2-pw@redis:6379/0", "hunter2-pw"),
+    ],
+)
+def test_anything_shaped_like_a_credential_is_masked(line: str, secret: str) -> None:
+    assert secret not in redact(line)
+    assert "[redacted]" in redact(line)
+
+
+def test_remembered_secrets_are_masked_wherever_they_appear() -> None:
+    remember_secret("plain-token-without-a-label")
+    assert "plain-token" not in redact("oops: plain-token-without-a-label in a message")
+
+
+def test_ordinary_lines_are_left_alone() -> None:
+    line = "GET /public/v1/documents 200 postcode=12345 duration_ms=3.1"
+    assert redact(line) == line
+
+
+async def test_every_request_gets_one_access_line_with_what_an_operator_needs(
+    spawn_proxy: Spawn, config: Config, connected: StoredPair, emulator: Emulator
+) -> None:
+    replica = await spawn_proxy(config)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{replica.url}/test/echo?secret_query=1", headers={"X-Request-Id": "trace-77"}
+        ) as response:
+            assert response.status == 200
+        emulator.state.expire_access_tokens()
+        async with session.get(f"{replica.url}/test/echo") as response:
+            assert response.status == 200
+    await replica.stop()
+    access = [
+        line
+        for line in log_lines(replica)
+        if line.get("event") == "access" and line["path"] == "/test/echo"
+    ]
+    assert len(access) == 2
+    first, second = access
+    assert first["request_id"] == "trace-77"
+    assert (first["method"], first["path"], first["status"]) == ("GET", "/test/echo", 200)
+    assert "secret_query" not in json.dumps(first)
+    assert first["duration_ms"] >= first["upstream_ms"] > 0
+    assert first["replayed"] is False
+    assert second["replayed"] is True
+    assert first["replica"]
+
+
+async def test_no_token_code_or_secret_is_ever_written_to_the_logs(
+    spawn_proxy: Spawn,
+    emulator: Emulator,
+    redis_url: str,
+    key_prefix: str,
+    store: RedisTokenStore,
+) -> None:
+    """The whole life of a deployment (connect, serve, refresh, fail, lose authorization) with
+    debug logging; then every secret that existed is searched for in everything it wrote."""
+    port = free_port()
+    config = proxy_config(
+        emulator.url,
+        redis_url,
+        key_prefix,
+        oauth={"redirect_uri": f"http://127.0.0.1:{port}/_proxy/oauth/callback"},
+        admin={"password": "admin-pw-0451"},
+        logging={"level": "debug"},
+        tokens={"refresh_backoff_s": 0.05, "failed_refresh_cooldown_s": 0.1},
+    )
+    secrets: set[str] = {"emulator-secret", "admin-pw-0451"}
+    replica = await spawn_proxy(config, port=port)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:admin-pw-0451").decode()}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        # Connect, as an operator does in a browser.
+        async with session.get(
+            f"{replica.url}/_proxy/oauth/authorize", headers=auth, allow_redirects=False
+        ) as response:
+            consent = response.headers["Location"]
+        fields = {k: v[0] for k, v in parse_qs(urlsplit(consent).query).items()}
+        async with session.post(
+            consent.split("?")[0], data={**fields, "decision": "approve"}, allow_redirects=False
+        ) as response:
+            callback = response.headers["Location"]
+        secrets.add(parse_qs(urlsplit(callback).query)["code"][0])
+        async with session.get(callback, headers=auth) as response:
+            assert response.status == 200
+
+        async def collect_pair() -> None:
+            pair = await store.load()
+            assert pair is not None
+            secrets.update({pair.access_token, pair.refresh_token})
+
+        await collect_pair()
+        # Serve, refresh after a 401, survive a failing token endpoint.
+        for _ in range(3):
+            async with session.get(f"{replica.url}/public/v1/documents") as response:
+                assert response.status == 200
+        emulator.state.fail_token_endpoint(times=1)
+        emulator.state.expire_access_tokens()
+        async with session.get(f"{replica.url}/public/v1/documents") as response:
+            assert response.status == 200
+        await collect_pair()
+        # Lose the authorization for good.
+        emulator.state.revoke_refresh_tokens()
+        emulator.state.expire_access_tokens()
+        async with session.get(f"{replica.url}/public/v1/documents") as response:
+            assert response.status == 503
+        await collect_pair()
+    assert await replica.stop() == 0
+
+    written = replica.log_path.read_text()
+    events = {line.get("event") for line in log_lines(replica)}
+    assert {"connected", "refresh_retry", "refresh_ok", "authorization_lost"} <= events
+    leaked = sorted(secret for secret in secrets if secret in written)
+    assert leaked == [], f"{len(leaked)} secret(s) found in the logs"
+
+
+async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(
+    spawn_proxy: Spawn, config: Config, connected: StoredPair, emulator: Emulator
+) -> None:
+    replica = await spawn_proxy(config)
+    async with aiohttp.ClientSession() as session:
+        before = emulator.state.api_requests
+        slow = asyncio.ensure_future(session.get(f"{replica.url}/test/slow?delay=1.5"))
+        await wait_until(lambda: emulator.state.api_requests > before)  # in flight upstream
+        replica.process.send_signal(signal.SIGTERM)
+        response = await slow
+        assert response.status == 200
+        response.release()
+        # New connections are refused once shutdown has begun.
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with session.get(f"{replica.url}/_proxy/health") as late:
+                await late.read()
+    assert await replica.process.wait() == 0
