@@ -20,7 +20,8 @@ from aiohttp import web
 from .admin import add_admin_routes
 from .config import Config
 from .errors import BadRequest, NotFound, error_middleware
-from .forward import forward, on_relayed_response_prepare
+from .forward import check_target, forward, on_relayed_response_prepare
+from .headers import transfer_codings
 from .keys import (
     CLIENT_SESSION,
     CONFIG,
@@ -56,7 +57,13 @@ def create_app(
         middlewares=[request_context_middleware, error_middleware, origin_form_middleware],
         # Bodies are streamed and counted by the forwarder; this only guards read()/post().
         client_max_size=config.limits.max_body_bytes,
-        handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024},
+        handler_args={
+            "max_field_size": 16 * 1024,
+            "max_line_size": 16 * 1024,
+            # Request bodies pass through as sent: aiohttp would otherwise gunzip a body sent
+            # with Content-Encoding: gzip and forward the plain bytes under that same header.
+            "auto_decompress": False,
+        },
     )
     app[CONFIG] = config
     app[REPLICA_ID] = replica_id or new_replica_id()
@@ -101,12 +108,27 @@ async def origin_form_middleware(request: web.Request, handler: Handler) -> web.
 
     An absolute-form target (``GET http://elsewhere/ HTTP/1.1``) would otherwise be routed by
     its path alone; refusing it keeps the proxy from ever being used to reach another host.
+    Also refused, before the body is read: targets ``check_target`` finds unsafe to forward
+    byte for byte, HTTP versions other than 1.0 and 1.1 (aiohttp's parser takes a bare
+    ``GET /path`` as HTTP/0.9, and ``HTTP/2.0`` on an HTTP/1 connection), and transfer codings
+    other than ``chunked`` (aiohttp undoes only the chunking, so the body would go upstream
+    still coded, with nothing left saying so).
+    Malformed framing never gets here: aiohttp's parser answers it with a plain 400 and closes
+    the connection.
     """
     if request.method == "CONNECT":
         raise BadRequest("CONNECT is not supported: this is a reverse proxy for PandaDoc.")
     if not request.raw_path.startswith("/"):
         raise BadRequest("Only origin-form request targets (/path?query) are accepted.")
+    if request.version not in _HTTP_1:
+        raise BadRequest("Only HTTP/1.0 and HTTP/1.1 requests are accepted.")
+    check_target(request.raw_path)
+    if transfer_codings(request.headers) not in ([], ["chunked"]):
+        raise BadRequest("Transfer-Encoding other than chunked is not supported.")
     return await handler(request)
+
+
+_HTTP_1 = (aiohttp.HttpVersion10, aiohttp.HttpVersion11)
 
 
 async def _client_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -134,9 +156,7 @@ def _token_store_ctx(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def token_store_ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
-        store = given or RedisTokenStore.from_url(
-            config.redis.url, config.redis.key_prefix, timeout_s=config.redis.socket_timeout_s
-        )
+        store = given or RedisTokenStore.from_config(config)
         metrics = app[METRICS]
         refresher = Refresher(
             store,

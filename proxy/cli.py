@@ -80,8 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(command=_token_status)
     set_ = token_commands.add_parser("set", help="store a token pair obtained elsewhere")
     _add_config_option(set_)
-    set_.add_argument("--access-token", required=True, help="the access token")
-    set_.add_argument("--refresh-token", required=True, help="the refresh token")
+    set_.add_argument(
+        "--access-token",
+        required=True,
+        help="the access token (write --access-token=VALUE if it begins with '-')",
+    )
+    set_.add_argument(
+        "--refresh-token",
+        required=True,
+        help="the refresh token (write --refresh-token=VALUE if it begins with '-')",
+    )
     set_.add_argument(
         "--expires-in", type=float, help="seconds until the access token expires, if known"
     )
@@ -200,9 +208,7 @@ def _with_store(args: argparse.Namespace, action: Callable[[Config, Any], Awaita
     config = _config(args)
 
     async def body() -> T:
-        store = RedisTokenStore.from_url(
-            config.redis.url, config.redis.key_prefix, timeout_s=config.redis.socket_timeout_s
-        )
+        store = RedisTokenStore.from_config(config)
         try:
             return await action(config, store)
         except TokenStoreError as exc:

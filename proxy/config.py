@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import yaml
 
@@ -73,6 +73,40 @@ def _http_url(value: str) -> str | None:
     return None
 
 
+def _fernet_keys(value: str) -> str | None:
+    from .tokens.cipher import parse_keys
+
+    try:
+        parse_keys(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _redis_url(value: str) -> str | None:
+    # The URL may hold a password: say what is wrong, never echo it.
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return "must be a redis://, rediss:// (TLS) or unix:// URL"
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    return None
+
+
+def _sentinel_list(value: str) -> str | None:
+    if not value:
+        return None  # Not a Sentinel deployment.
+    from .tokens.redis_client import parse_sentinels
+
+    try:
+        parse_sentinels(value)
+    except ValueError as exc:
+        return f"must be a comma-separated list of host:port: {exc}"
+    return None
+
+
 URL = {"check": _http_url}
 POSITIVE = {"check": _positive}
 
@@ -120,8 +154,26 @@ class AuthConfig:
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
     #: May hold a password (``redis://:pw@host``), so it is kept out of reprs too.
-    url: str = field(default="redis://127.0.0.1:6379/0", repr=False, metadata={"secret": True})
+    #: ``rediss://`` for TLS (options such as ``?ssl_ca_certs=/path/ca.pem`` in the query).
+    #: With ``sentinels``, only its credentials, database and scheme are used; with
+    #: ``cluster``, it names one node of the cluster, from which the others are discovered.
+    url: str = field(
+        default="redis://127.0.0.1:6379/0",
+        repr=False,
+        metadata={"secret": True, "check": _redis_url},
+    )
     key_prefix: str = "pandadoc-proxy"
+    #: Redis Sentinel: comma-separated ``host:port`` of the sentinels, which say where the
+    #: master is (and where it moved after a failover). Empty: no Sentinel.
+    sentinels: str = field(default="", metadata={"check": _sentinel_list})
+    #: The master's name as the sentinels know it (``sentinel monitor NAME ...``).
+    sentinel_master: str = ""
+    #: The sentinels' own password (their ``requirepass``), if they have one; the master's
+    #: password goes in ``url``.
+    sentinel_password: str = field(default="", repr=False, metadata={"secret": True})
+    #: Redis Cluster: ``url`` names one node; the client discovers the others and follows
+    #: slot moves. Every key of one ``key_prefix`` lives in one slot (a ``{key_prefix}`` tag).
+    cluster: bool = False
     #: Seconds a process trusts its in-memory copy of the token before re-reading Redis.
     #: A 401 re-reads at once, so this only bounds how long a replica may use a token that
     #: another replica has already replaced.
@@ -143,6 +195,11 @@ class TokensConfig:
     #: Also treat a 403 whose JSON body has "type": "authentication_error" as a rejected
     #: token (PandaDoc documents that answer for an invalid token).
     refresh_on_403_authentication_error: bool = True
+    #: Comma-separated Fernet keys: when set, the tokens are stored encrypted. The first key
+    #: encrypts, all of them decrypt (add a new key in front to rotate). See tokens/cipher.py.
+    encryption_keys: str = field(
+        default="", repr=False, metadata={"secret": True, "check": _fernet_keys}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +264,49 @@ def parse_config(
     env = os.environ if environ is None else environ
     config: Config = _build(Config, data, key="", source=source, env=env)
     _check_credentials(config, data, source)
+    _check_redis_deployment(config.redis, source)
     return config
+
+
+def _check_redis_deployment(redis: RedisConfig, source: str) -> None:
+    """One server, Sentinel or Cluster: the keys of the chosen kind, and only those."""
+    if redis.sentinels and not redis.sentinel_master.strip():
+        raise ConfigError(
+            source, "redis.sentinel_master", "is required when redis.sentinels is set"
+        )
+    if redis.sentinel_master and not redis.sentinels:
+        raise ConfigError(
+            source, "redis.sentinels", "is required when redis.sentinel_master is set"
+        )
+    if redis.sentinel_password and not redis.sentinels:
+        raise ConfigError(
+            source, "redis.sentinel_password", "is only used together with redis.sentinels"
+        )
+    if redis.cluster and redis.sentinels:
+        raise ConfigError(
+            source,
+            "redis.cluster",
+            "cannot be combined with redis.sentinels (a deployment is Sentinel or Cluster)",
+        )
+    if not (redis.cluster or redis.sentinels):
+        return
+    parts = urlsplit(redis.url)
+    if parts.scheme == "unix":
+        kind = "redis.cluster" if redis.cluster else "redis.sentinels"
+        raise ConfigError(source, "redis.url", f"must be redis:// or rediss:// with {kind}")
+    if redis.cluster and _url_database(parts) != 0:
+        raise ConfigError(
+            source, "redis.url", "must name database 0 with redis.cluster (a cluster has no other)"
+        )
+
+
+def _url_database(parts: SplitResult) -> int:
+    """The database a redis:// URL selects, read as redis-py does (``?db=`` wins over the path)."""
+    given = parse_qs(parts.query).get("db", [parts.path.strip("/")])[0]
+    try:
+        return int(given or "0")
+    except ValueError:
+        return 0
 
 
 def _check_credentials(config: Config, data: dict[str, Any], source: str) -> None:

@@ -52,7 +52,7 @@ async def start_demo(
     memory: MemoryTokenStore | None = None
     if redis_url:
         config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=redis_url))
-        seeder = RedisTokenStore.from_url(redis_url, config.redis.key_prefix)
+        seeder = RedisTokenStore.from_config(config)
         try:
             await seeder.save(pair, expected_version=None, obtained_by="demo")
         finally:

@@ -18,6 +18,7 @@ __all__ = [
     "HOP_BY_HOP",
     "connection_tokens",
     "downstream_headers",
+    "transfer_codings",
     "upstream_headers",
 ]
 
@@ -65,6 +66,21 @@ def connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> froz
     return frozenset(names)
 
 
+def transfer_codings(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> list[str]:
+    """The transfer codings a request's ``Transfer-Encoding`` lists, lower-cased, in order.
+
+    aiohttp's parser already refuses a request whose last coding is not ``chunked``, but it
+    accepts ``gzip, chunked`` and then only removes the chunking: the body would go to PandaDoc
+    still gzip-coded, with nothing saying so. The proxy forwards only ``[]`` or ``["chunked"]``.
+    """
+    return [
+        token.strip().lower()
+        for value in headers.getall("Transfer-Encoding", ())
+        for token in value.split(",")
+        if token.strip()
+    ]
+
+
 def _filtered(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> Iterable[tuple[str, str]]:
     dropped = dropped | connection_tokens(headers)
     for name, value in headers.items():
@@ -75,8 +91,17 @@ def _filtered(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> Iterab
 def upstream_headers(
     client: CIMultiDictProxy[str], *, authorization: str, request_id: str
 ) -> CIMultiDict[str]:
-    """Headers for the request to PandaDoc: the client's end-to-end ones plus the proxy's."""
-    headers = CIMultiDict(_filtered(client, _DROPPED_FROM_CLIENT))
+    """Headers for the request to PandaDoc: the client's end-to-end ones plus the proxy's.
+
+    A repeated header is spelt like its first occurrence (``X-Tag: 1``, ``x-tag: 2`` go out as
+    ``X-Tag: 1``, ``X-Tag: 2``): aiohttp's ``ClientSession._prepare_headers`` tracks the names
+    it has seen case-sensitively and *replaces* on a new spelling, so the first value would be
+    lost. Header names are case-insensitive (RFC 9110 section 5.1); values never change.
+    """
+    headers: CIMultiDict[str] = CIMultiDict()
+    spelling: dict[str, str] = {}
+    for name, value in _filtered(client, _DROPPED_FROM_CLIENT):
+        headers.add(spelling.setdefault(name.lower(), name), value)
     # Added after filtering, so nothing the client sent can remove them.
     headers["Authorization"] = authorization
     headers[REQUEST_ID_HEADER] = request_id

@@ -142,7 +142,10 @@ class AccessLogger(AbstractAccessLogger):
                 "duration_ms": round(time * 1000, 2),
                 "upstream_ms": round(request.get(UPSTREAM_SECONDS, 0.0) * 1000, 2),
                 "replayed": request.get(REPLAYED, False),
-                "replica": request.app[REPLICA_ID] if isinstance(request, web.Request) else "",
+                # .get: the emulator's app, served the same way, has no replica id.
+                "replica": request.app.get(REPLICA_ID, "")
+                if isinstance(request, web.Request)
+                else "",
             },
         )
 

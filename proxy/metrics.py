@@ -11,12 +11,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from .tokens import StoredPair
 from .tokens.model import AUTHORIZATION_STATES, authorization_state
 
 __all__ = ["ProxyMetrics", "status_class"]
+
+# The *_created series double every counter's output and say nothing an operator needs.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

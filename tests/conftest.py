@@ -40,53 +40,89 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class RedisServer:
+    """A throwaway ``redis-server`` on a free loopback port, keeping nothing on disk.
+
+    ``stop()`` and ``start()`` again give a Redis that restarted without persistence: the same
+    address, empty.
+    """
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(
+                "redis-server is not installed; install it with `apt-get install redis-server` "
+                "(Debian/Ubuntu) or `brew install redis` (macOS)",
+                pytrace=False,
+            )
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = tempfile.mkdtemp(prefix="pandadoc-proxy-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.workdir,
+                "--logfile",
+                os.path.join(self.workdir, "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        self.process.kill()
+                        pytest.fail(f"redis-server did not start on {self.port}", pytrace=False)
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A redis-server of our own on a free port, with nothing on disk; gone after the session."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is not installed; install it with `apt-get install redis-server` "
-            "(Debian/Ubuntu) or `brew install redis` (macOS)",
-            pytrace=False,
-        )
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="pandadoc-proxy-redis-")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-            "--logfile",
-            os.path.join(workdir, "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"redis-server did not start on port {port}", pytrace=False)
-            time.sleep(0.02)
-    client.close()
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
-    shutil.rmtree(workdir, ignore_errors=True)
+    """The Redis shared by the session's tests (each test has a key prefix of its own)."""
+    server = RedisServer()
+    server.start()
+    yield server.url
+    server.remove()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A Redis for one test alone, which the test may stop and start again."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.remove()
 
 
 @pytest.fixture
@@ -146,7 +182,7 @@ def config(emulator: Emulator, redis_url: str, key_prefix: str) -> Config:
 @pytest.fixture
 async def store(redis_url: str, key_prefix: str) -> AsyncIterator[RedisTokenStore]:
     """Direct access to the token store the proxies under test share."""
-    token_store = RedisTokenStore.from_url(redis_url, key_prefix)
+    token_store = RedisTokenStore.from_config(proxy_config("http://unused", redis_url, key_prefix))
     yield token_store
     await token_store.close()
 

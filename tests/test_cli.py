@@ -315,3 +315,37 @@ async def test_the_emulator_command_serves_the_token_endpoint() -> None:
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 20) == 0
+
+
+async def test_the_emulator_command_serves_many_requests_on_one_keep_alive_connection() -> None:
+    # Regression: the access logger raised for apps without a replica id (the emulator's), and
+    # aiohttp then dropped the connection after every response.
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "proxy",
+        "emulator",
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    try:
+        assert process.stderr is not None
+        await read_until(process.stderr, b"PandaDoc emulator on")
+        connector = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.post(f"http://127.0.0.1:{port}/_emulator/tokens") as response:
+                token = (await response.json())["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            for _ in range(20):
+                async with session.post(
+                    f"http://127.0.0.1:{port}/test/upload", data=b"x" * 100_000, headers=headers
+                ) as response:
+                    assert response.status == 200
+                    await response.read()
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 20) == 0

@@ -17,6 +17,7 @@ import uuid
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
@@ -39,7 +40,9 @@ class RefreshLock(Protocol):
 
 
 class RedisRefreshLock:
-    def __init__(self, client: aioredis.Redis, key: str, *, ttl_s: float, owner: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis | RedisCluster, key: str, *, ttl_s: float, owner: str
+    ) -> None:
         self.ttl_s = ttl_s
         self.key = key
         self._owner = owner

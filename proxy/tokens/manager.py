@@ -152,12 +152,24 @@ class TokenManager:
             )
             self._fresh_until = self._clock() + _STORE_RETRY_S
             raise
+        if pair is None and self._held is not None and self._held.usable:
+            pair = await self._write_back(self._held)
         if self._adoptions != adopted_before:
             # This process stored a pair while the read was in flight: the read may predate
             # that write, so it must not roll the held copy back.
             return self._held
         self._adopt(pair)
         return pair
+
+    async def _write_back(self, held: StoredPair) -> StoredPair | None:
+        """The store came back empty (Redis restarted without persistence) while this process
+        holds a usable pair: write it back, so no one has to re-authorize (see store.restore)."""
+        if await self.store.restore(held):
+            log.warning(
+                "the token store came back empty; wrote back the pair this replica holds",
+                extra={"event": "token_restored", "version": held.version},
+            )
+        return await self.store.load()
 
     def adopt(self, pair: StoredPair) -> None:
         """Hold ``pair``, just written to the store or read from it by the refresher."""

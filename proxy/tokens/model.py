@@ -58,6 +58,8 @@ class StoredPair:
     #: The last failed attempt to refresh this pair (the token endpoint down, say), if any.
     refresh_error: str | None = None
     refresh_failed_at: float | None = None
+    #: When a replica wrote this pair back into a store that had come back empty, if it did.
+    restored_at: float | None = None
 
     @property
     def usable(self) -> bool:

@@ -149,9 +149,15 @@ class Refresher:
         give_up = time.monotonic() + 2 * self._settings.lock_ttl_s + self._oauth.token_timeout_s
         started = time.monotonic()
         while True:
-            newer = self._newer(await self._load(), rejected)
+            current = await self._load()
+            newer = self._newer(current, rejected)
             if newer is not None:
                 return newer
+            if self._restored_recently(current) and time.monotonic() <= give_up:
+                # Redis came back empty: the lock was lost with the data, so a refresh may be
+                # in flight elsewhere unseen. Wait as for a lock held by an unknown holder.
+                await asyncio.sleep(_POLL_S * 5)
+                continue
             if await _store_call(lock.try_acquire()):
                 log.debug(
                     "refresh lock taken",
@@ -161,6 +167,13 @@ class Refresher:
             if time.monotonic() > give_up:
                 raise RefreshFailed("Timed out waiting for another replica's refresh.")
             await asyncio.sleep(_POLL_S)
+
+    def _restored_recently(self, pair: StoredPair | None) -> bool:
+        return (
+            pair is not None
+            and pair.restored_at is not None
+            and time.time() < pair.restored_at + self._settings.lock_ttl_s
+        )
 
     async def _refresh_under_lock(
         self, rejected: StoredPair, lock: RefreshLock, trigger: Trigger

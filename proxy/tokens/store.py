@@ -17,12 +17,14 @@ import asyncio
 import time
 from typing import Protocol, cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..config import Config
+from .cipher import SCHEME, PairCipher, parse_keys
 from .errors import StaleWrite, TokenStoreError
 from .lock import MemoryRefreshLock, RedisRefreshLock, RefreshLock
 from .model import NewTokens, StoredPair
+from .redis_client import RedisClient, create_redis_client
 
 __all__ = [
     "MemoryTokenStore",
@@ -68,34 +70,62 @@ class TokenStore(Protocol):
     async def take_oauth_state(self, state: str) -> str | None:
         """The binding of ``state``, forgetting it in the same step: a state works once."""
 
+    async def restore(self, pair: StoredPair) -> bool:
+        """Write back a pair this process holds, after the store came back empty.
+
+        Redis restarted without persistence loses the pair, while the replicas still hold it:
+        writing it back (with its own version) spares a re-authorization. Fenced: only into an
+        empty store, or over a restore of an older version by another replica; never over a
+        pair stored in the ordinary way (by a refresh, a connect or an operator).
+        """
+
     async def ping(self) -> None:
         """Raise :class:`TokenStoreError` unless the store answers."""
 
     async def close(self) -> None: ...
 
 
-def _pair_fields(tokens: NewTokens, obtained_by: str, now: float) -> dict[str, str]:
+def _pair_fields(
+    tokens: NewTokens, obtained_by: str, now: float, cipher: PairCipher | None = None
+) -> dict[str, str]:
     expires_at = "" if tokens.expires_in is None else repr(now + tokens.expires_in)
     return {
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
+        **_token_fields(tokens.access_token, tokens.refresh_token, cipher),
         "expires_at": expires_at,
         "obtained_at": repr(now),
         "obtained_by": obtained_by,
     }
 
 
-def _pair_from_fields(fields: dict[str, str]) -> StoredPair:
+def _token_fields(access: str, refresh: str, cipher: PairCipher | None) -> dict[str, str]:
+    if cipher is None:
+        return {"access_token": access, "refresh_token": refresh}
+    return {
+        "access_token": cipher.encrypt(access),
+        "refresh_token": cipher.encrypt(refresh),
+        "cipher": SCHEME,
+    }
+
+
+def _pair_from_fields(fields: dict[str, str], cipher: PairCipher | None = None) -> StoredPair:
+    access, refresh = fields.get("access_token", ""), fields.get("refresh_token", "")
+    if fields.get("cipher"):
+        if cipher is None:
+            raise TokenStoreError(
+                "the stored token pair is encrypted, but tokens.encryption_keys is not set"
+            )
+        access, refresh = cipher.decrypt(access), cipher.decrypt(refresh)
     try:
         return StoredPair(
-            access_token=fields["access_token"],
-            refresh_token=fields["refresh_token"],
+            access_token=access or fields["access_token"],
+            refresh_token=refresh or fields["refresh_token"],
             expires_at=float(fields["expires_at"]) if fields.get("expires_at") else None,
             version=int(fields["version"]),
             obtained_at=float(fields["obtained_at"]),
             obtained_by=fields.get("obtained_by", ""),
             authorization_lost=fields.get("authorization_lost") or None,
             refresh_error=fields.get("refresh_error") or None,
+            restored_at=float(fields["restored_at"]) if fields.get("restored_at") else None,
             refresh_failed_at=float(fields["refresh_failed_at"])
             if fields.get("refresh_failed_at")
             else None,
@@ -111,13 +141,20 @@ def _pair_from_fields(fields: dict[str, str]) -> StoredPair:
 # ARGV[2..]: field, value, field, value, ...
 # Returns {1, new_version} or {0, current_version}. DEL + HSET replaces the whole pair, so no
 # field of an older pair survives (an old expires_at, say).
+#
+# The write also goes through when the stored pair is not the expected one but cannot be newer
+# than the writer's: the store is empty, or holds a pair written back after a Redis restart
+# (restored = 1) whose version is at most the expected one. Redis lost the data (and the lock)
+# while the writer was refreshing; its new pair descends from the newest one anybody held.
 _SAVE_SCRIPT = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local expected = tonumber(ARGV[1])
-if expected >= 0 and current ~= expected then
+local lost_meanwhile = current == 0 or
+  (redis.call('HGET', KEYS[1], 'restored') == '1' and current <= expected)
+if expected >= 0 and current ~= expected and not lost_meanwhile then
   return {0, current}
 end
-local new_version = current + 1
+local new_version = math.max(current, expected) + 1
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'version', new_version, unpack(ARGV, 2))
 return {1, new_version}
@@ -136,33 +173,60 @@ return 1
 """
 
 
+# KEYS[1]: the pair hash. ARGV[1]: the version to restore. ARGV[2..]: field, value, ...
+_RESTORE_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if current then
+  if redis.call('HGET', KEYS[1], 'restored') ~= '1' or tonumber(current) >= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'restored', '1', unpack(ARGV, 2))
+return 1
+"""
+# (restored_at, written with the pair, is the server's clock: replicas compare it with theirs
+# only to within the lock's TTL, which dwarfs any clock skew worth worrying about.)
+
+
+def _restored_fields(pair: StoredPair, cipher: PairCipher | None) -> dict[str, str]:
+    return {
+        **_token_fields(pair.access_token, pair.refresh_token, cipher),
+        "expires_at": "" if pair.expires_at is None else repr(pair.expires_at),
+        "obtained_at": repr(pair.obtained_at),
+        "obtained_by": pair.obtained_by,
+        "restored_at": repr(time.time()),
+    }
+
+
 class RedisTokenStore:
     """The pair in a Redis hash, shared by every replica using the same prefix."""
 
-    def __init__(self, client: aioredis.Redis, key_prefix: str) -> None:
+    def __init__(
+        self, client: RedisClient, key_prefix: str, cipher: PairCipher | None = None
+    ) -> None:
         self._redis = client
+        self._cipher = cipher
         tag = "{" + key_prefix + "}"
         self.pair_key = f"{tag}:token"
         self.lock_key = f"{tag}:refresh-lock"
         self._save = client.register_script(_SAVE_SCRIPT)
         self._annotate = client.register_script(_ANNOTATE_SCRIPT)
+        self._restore = client.register_script(_RESTORE_SCRIPT)
         self._state_prefix = f"{tag}:oauth-state:"
 
     @classmethod
-    def from_url(cls, url: str, key_prefix: str, *, timeout_s: float = 2.0) -> RedisTokenStore:
-        client = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            # One attempt: a caller holding a token in memory would rather use it than wait
-            # for redis-py's retries while Redis is down.
-            retry_on_timeout=False,
+    def from_config(cls, config: Config) -> RedisTokenStore:
+        """The store as ``config`` describes it: its Redis, key prefix and encryption keys."""
+        keys = parse_keys(config.tokens.encryption_keys)
+        return cls(
+            create_redis_client(config.redis),
+            config.redis.key_prefix,
+            cipher=PairCipher(keys) if keys else None,
         )
-        return cls(client, key_prefix)
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> RedisClient:
         return self._redis
 
     async def load(self) -> StoredPair | None:
@@ -171,13 +235,13 @@ class RedisTokenStore:
             fields = cast(dict[str, str], await self._redis.hgetall(self.pair_key))
         except (RedisError, OSError) as exc:
             raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
-        return _pair_from_fields(fields) if fields else None
+        return _pair_from_fields(fields, self._cipher) if fields else None
 
     async def save(
         self, tokens: NewTokens, *, expected_version: int | None, obtained_by: str
     ) -> StoredPair:
         now = time.time()
-        fields = _pair_fields(tokens, obtained_by, now)
+        fields = _pair_fields(tokens, obtained_by, now, self._cipher)
         flat = [item for pair in fields.items() for item in pair]
         expected = -1 if expected_version is None else expected_version
         try:
@@ -186,7 +250,16 @@ class RedisTokenStore:
             raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
         if not ok:
             raise StaleWrite(expected, int(version))
-        return _pair_from_fields({**fields, "version": str(version)})
+        return _pair_from_fields({**fields, "version": str(version)}, self._cipher)
+
+    async def restore(self, pair: StoredPair) -> bool:
+        fields = _restored_fields(pair, self._cipher)
+        flat = [item for field in fields.items() for item in field]
+        try:
+            done = await self._restore(keys=[self.pair_key], args=[pair.version, *flat])
+        except (RedisError, OSError) as exc:
+            raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
+        return bool(done)
 
     async def mark_authorization_lost(self, version: int, reason: str) -> bool:
         return await self._annotate_pair(version, authorization_lost=reason)
@@ -253,6 +326,9 @@ class MemoryTokenStore:
 
     async def mark_authorization_lost(self, version: int, reason: str) -> bool:
         return self._annotate_pair(version, authorization_lost=reason)
+
+    async def restore(self, pair: StoredPair) -> bool:
+        return False  # Nothing to come back empty: the memory store lives as long as we do.
 
     async def record_refresh_failure(self, version: int, error: str) -> None:
         self._annotate_pair(version, refresh_error=error, refresh_failed_at=repr(time.time()))

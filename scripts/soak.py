@@ -1,0 +1,291 @@
+"""Soak run: several replicas, steady mixed traffic, expiring tokens and a Redis restart.
+
+    .venv/bin/python scripts/soak.py --minutes 2 --replicas 3 --concurrency 12
+
+Starts everything on free loopback ports (a throwaway redis-server without persistence, the
+PandaDoc emulator with short-lived rotating single-use tokens, N proxy processes), sends mixed
+traffic (document lists, uploads whose hash is checked, downloads) for the given time, restarts
+Redis half-way (it comes back empty, so the replicas must write the pair back), and prints:
+requests sent, answers other than 2xx by reason, corrupted bodies, refreshes, and each proxy's
+open file descriptors and resident memory at the start and at the end. Exits 1 if a request
+was lost (a body corrupted, a connection error) or a refresh token was used twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import hashlib
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def proc_status(pid: int) -> tuple[int, int]:
+    """(open file descriptors, resident KiB) of a process."""
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return fds, rss
+
+
+def wait_http(url: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # It answers.
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not come up") from None
+            time.sleep(0.1)
+
+
+def http_json(method: str, url: str) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as answer:
+        return json.load(answer)
+
+
+class Redis:
+    def __init__(self, workdir: str) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(200):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+async def traffic(
+    base_urls: list[str], until: float, concurrency: int, counts: collections.Counter[str]
+) -> None:
+    rng = random.Random(1)
+
+    async def worker(index: int) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            n = index
+            while time.monotonic() < until:
+                base = base_urls[n % len(base_urls)]
+                n += 1
+                kind = n % 3
+                try:
+                    if kind == 0:
+                        async with session.get(f"{base}/public/v1/documents") as response:
+                            await response.read()
+                    elif kind == 1:
+                        body = rng.randbytes(rng.randint(0, 300_000))
+                        async with session.post(f"{base}/test/upload", data=body) as response:
+                            answer = await response.read()
+                            if response.status == 502:
+                                counts["detail: " + json.loads(answer)["message"]] += 1
+                            if response.status == 200:
+                                digest = json.loads(answer)["sha256"]
+                                if digest != hashlib.sha256(body).hexdigest():
+                                    counts["corrupted upload"] += 1
+                    else:
+                        async with session.get(f"{base}/test/download?size=200000") as response:
+                            data = await response.read()
+                            if response.status == 200 and len(data) != 200_000:
+                                counts["truncated download"] += 1
+                    counts["sent"] += 1
+                    if response.status >= 300:
+                        reason = response.headers.get("X-Proxy-Error", "from PandaDoc")
+                        counts[f"{response.status} {reason}"] += 1
+                except aiohttp.ClientError as exc:
+                    counts["sent"] += 1
+                    counts[f"connection error {type(exc).__name__}"] += 1
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+
+
+class Stack:
+    """Redis, the emulator and the replicas, as processes; :meth:`close` ends them all."""
+
+    def __init__(self, replicas: int, token_lifetime: float) -> None:
+        self.workdir = tempfile.mkdtemp(prefix="pandadoc-proxy-soak-")
+        self.redis = Redis(self.workdir)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[IO[bytes]] = []
+        self.redis.start()
+        emulator_port = free_port()
+        self.emulator_url = f"http://127.0.0.1:{emulator_port}"
+        self._spawn(
+            "emulator", "--port", str(emulator_port),
+            "--access-token-lifetime", str(token_lifetime),
+        )  # fmt: skip
+        wait_http(self.emulator_url + "/")
+        config = Path(self.workdir, "proxy.yaml")
+        config.write_text(
+            json.dumps(
+                {
+                    "upstream": {"base_url": self.emulator_url},
+                    "oauth": {
+                        "client_id": "emulator-client",
+                        "client_secret": "emulator-secret",
+                        "token_url": f"{self.emulator_url}/oauth2/access_token",
+                    },
+                    "redis": {"url": f"redis://127.0.0.1:{self.redis.port}/0", "token_cache_s": 1},
+                    # After a Redis wipe, refreshes wait this long for a holder that may be lost.
+                    "tokens": {"lock_ttl_s": 10},
+                    "logging": {"level": "warning"},
+                }
+            )
+        )
+        pair = http_json("POST", f"{self.emulator_url}/_emulator/tokens")
+        subprocess.run(
+            [sys.executable, "-m", "proxy", "token", "set", "--config", str(config),
+             # "=" form: a token may begin with "-", which argparse takes for an option.
+             f"--access-token={pair['access_token']}",
+             f"--refresh-token={pair['refresh_token']}",
+             f"--expires-in={pair['expires_in']}"],
+            cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        ports = [free_port() for _ in range(replicas)]
+        self.proxies = [
+            self._spawn("serve", "--config", str(config), "--port", str(port)) for port in ports
+        ]
+        self.bases = [f"http://127.0.0.1:{port}" for port in ports]
+        for base in self.bases:
+            wait_http(base + "/_proxy/health")
+
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        # Closed in close(), after the process that writes to it has ended.
+        log = Path(self.workdir, f"{args[0]}-{len(self.processes)}.log").open("wb")  # noqa: SIM115
+        self.logs.append(log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", *args], cwd=REPO, stdout=log, stderr=log
+        )
+        self.processes.append(process)
+        return process
+
+    def restart_redis_empty(self) -> None:
+        self.redis.stop()
+        self.redis.start()  # no persistence: it comes back empty
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in self.logs:
+            log.close()
+        self.redis.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+async def soak(stack: Stack, minutes: float, concurrency: int) -> dict[str, Any]:
+    await traffic(stack.bases, time.monotonic() + 5, concurrency, collections.Counter())  # warm up
+    start = {p.pid: proc_status(p.pid) for p in stack.proxies}
+    counts: collections.Counter[str] = collections.Counter()
+    duration = minutes * 60
+    load = asyncio.ensure_future(
+        traffic(stack.bases, time.monotonic() + duration, concurrency, counts)
+    )
+    await asyncio.sleep(duration / 2)
+    await asyncio.to_thread(stack.restart_redis_empty)
+    await load
+    end = {p.pid: proc_status(p.pid) for p in stack.proxies}
+    stats = await asyncio.to_thread(http_json, "GET", f"{stack.emulator_url}/_emulator/stats")
+    return {"counts": counts, "start": start, "end": end, "stats": stats}
+
+
+def report(result: dict[str, Any], args: argparse.Namespace) -> int:
+    counts, stats = result["counts"], result["stats"]
+    print(
+        f"soak: {args.minutes:g} min, {args.replicas} replicas, {args.concurrency} concurrent "
+        f"clients, token lifetime {args.token_lifetime:g} s, Redis restarted (empty) half-way"
+    )
+    print(f"requests sent: {counts['sent']}")
+    problems = {k: v for k, v in counts.items() if k != "sent"}
+    print("answers other than 2xx, and lost bodies:", json.dumps(problems) if problems else "none")
+    print(
+        f"token endpoint: {json.dumps(stats.get('token_calls'))}; errors: "
+        f"{json.dumps(stats.get('token_errors'))}; "
+        f"401s served: {stats.get('unauthorized_responses')}"
+    )
+    print("replica     fds start/end   RSS MiB start/end")
+    for pid, (fds, rss) in result["start"].items():
+        end_fds, end_rss = result["end"][pid]
+        print(f"{pid:<11} {fds:>4} / {end_fds:<6}  {rss / 1024:>6.1f} / {end_rss / 1024:.1f}")
+    lost = sum(
+        v for k, v in problems.items()
+        if "corrupted" in k or "truncated" in k or "connection error" in k
+    )  # fmt: skip
+    reused = stats.get("token_errors", {}).get("invalid_grant", 0)
+    return 1 if lost or reused else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=12)
+    parser.add_argument(
+        "--token-lifetime",
+        type=float,
+        default=4.0,
+        help="seconds an access token lives: refreshes every few seconds",
+    )
+    args = parser.parse_args()
+    stack = Stack(args.replicas, args.token_lifetime)
+    try:
+        result = asyncio.run(soak(stack, args.minutes, args.concurrency))
+    finally:
+        stack.close()
+    return report(result, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
