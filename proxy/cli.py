@@ -357,7 +357,13 @@ def _emulator(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
 
     async def started() -> list[web.AppRunner]:
-        runner, port = await start_site(create_emulator_app(settings), args.host, args.port)
+        runner, port = await start_site(
+            # The emulator plays PandaDoc: aiohttp's own answers, not the proxy's.
+            create_emulator_app(settings),
+            args.host,
+            args.port,
+            runner_class=web.AppRunner,
+        )
         print(
             f"PandaDoc emulator on http://{args.host}:{port} "
             f"(client_id {settings.client_id}); routes listed at /",

@@ -43,7 +43,7 @@ async def start_demo(
     settings = EmulatorSettings(auto_approve=True)
     emulator = create_emulator_app(settings)
     emulator_runner, emulator_port = await start_site(
-        emulator, "127.0.0.1", emulator_port, access_log=False
+        emulator, "127.0.0.1", emulator_port, access_log=False, runner_class=web.AppRunner
     )
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     config = demo_config(host, port, emulator_url, settings)

@@ -9,12 +9,63 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
+from .errors import BadRequest, BodyTooLarge, ProxyError, error_response
 from .logs import ACCESS_LOGGER, AccessLogger
 
-__all__ = ["ListenError", "run", "serve_until_stopped", "start_site"]
+__all__ = ["ListenError", "ProxyAppRunner", "run", "serve_until_stopped", "start_site"]
 
 log = logging.getLogger("pandadoc_proxy.server")
+
+
+class _ContractErrorHandler(RequestHandler):
+    """aiohttp's connection handler, answering unparsable requests as the contract says.
+
+    aiohttp's HTTP parser refuses malformed requests (smuggling attempts, bad chunk sizes,
+    control characters, over-long lines) before any middleware runs, and answers with a
+    plain-text 400 that echoes part of the input, after logging a full traceback at ERROR. Here
+    the answer is the contract's JSON error with ``X-Proxy-Error``, echoing nothing, and the
+    log is one line: a client that sends garbage must not be able to flood the logs.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500 or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        reason = type(exc).__name__ if exc is not None else "malformed request"
+        log.info("malformed request refused", extra={"event": "bad_request", "detail": reason})
+        error: ProxyError
+        if status == 413:
+            error = BodyTooLarge()
+        else:
+            error = BadRequest(f"The request is not valid HTTP/1.1 ({reason}).")
+            error.status = status
+        response = error_response(error)
+        response.force_close()
+        return response
+
+
+class _ContractErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _ContractErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ProxyAppRunner(web.AppRunner):
+    """aiohttp's ``AppRunner``, whose connections answer unparsable requests with the
+    contract's JSON error (see :class:`_ContractErrorHandler`)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # aiohttp builds the Server itself (Application._make_handler); only the connection
+        # handler it creates differs, so the instance takes the subclass that creates ours.
+        server.__class__ = _ContractErrorServer
+        return server
 
 
 class ListenError(Exception):
@@ -28,13 +79,14 @@ async def start_site(
     *,
     access_log: bool = True,
     drain_timeout_s: float = 30.0,
+    runner_class: type[web.AppRunner] = ProxyAppRunner,
 ) -> tuple[web.AppRunner, int]:
     """Start serving ``app``; returns the runner and the port actually bound (for port 0).
 
     At cleanup the runner stops accepting connections, then gives requests in flight up to
     ``drain_timeout_s`` to finish.
     """
-    runner = web.AppRunner(
+    runner = runner_class(
         app,
         access_log_class=AccessLogger,
         access_log=logging.getLogger(ACCESS_LOGGER) if access_log else None,

@@ -29,6 +29,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from proxy import create_app
 from proxy.config import Config, parse_config
 from proxy.emulator import EMULATOR_STATE, EmulatorSettings, EmulatorState, create_emulator_app
+from proxy.server import ProxyAppRunner
 from proxy.tokens import NewTokens, RedisTokenStore, StoredPair
 
 REPO = Path(__file__).resolve().parent.parent
@@ -194,6 +195,13 @@ async def connected(emulator: Emulator, store: RedisTokenStore) -> StoredPair:
     return await store.save(tokens, expected_version=0, obtained_by="test")
 
 
+class ProxyTestServer(TestServer):
+    """A test server run the way ``serve`` runs the proxy (its own answers to parser errors)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return ProxyAppRunner(self.app, **kwargs)
+
+
 @pytest.fixture
 async def proxy(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
@@ -201,7 +209,7 @@ async def proxy(
     connected: StoredPair,
 ) -> TestClient[web.Request, web.Application]:
     """A client for one proxy replica, already connected to the emulator."""
-    return await aiohttp_client(create_app(config))
+    return await aiohttp_client(ProxyTestServer(create_app(config)))
 
 
 @pytest.fixture
