@@ -23,7 +23,7 @@ from typing import IO
 
 from aiohttp import web
 
-from .errors import BodyTooLarge
+from .errors import BodyTooLarge, RequestTimeout
 
 __all__ = ["RequestBody", "read_body"]
 
@@ -61,11 +61,16 @@ class RequestBody:
             self._spool = None
 
 
-async def read_body(request: web.Request, *, max_bytes: int, memory_bytes: int) -> RequestBody:
-    """Receive the whole body of ``request``, refusing more than ``max_bytes`` with 413.
+async def read_body(
+    request: web.Request, *, max_bytes: int, memory_bytes: int, idle_timeout_s: float
+) -> RequestBody:
+    """Receive the whole body of ``request``, refusing more than ``max_bytes`` with 413, and a
+    sender that goes quiet for ``idle_timeout_s`` with 408.
 
     ``request.content`` has no size limit of its own (``client_max_size`` only guards
-    ``read()``/``post()``), so bytes are counted here.
+    ``read()``/``post()``), so bytes are counted here. The idle deadline also ends the wait
+    when aiohttp's parser drops a broken chunk that arrives after the headers (it stops
+    feeding the body without failing it).
     """
     if request.content_length is not None and request.content_length > max_bytes:
         raise BodyTooLarge(f"The request body is larger than {max_bytes} bytes.")
@@ -77,7 +82,7 @@ async def read_body(request: web.Request, *, max_bytes: int, memory_bytes: int) 
     size = 0
     loop = asyncio.get_running_loop()
     try:
-        async for chunk in request.content.iter_chunked(_CHUNK):
+        while chunk := await _next_chunk(request, idle_timeout_s):
             size += len(chunk)
             if size > max_bytes:
                 raise BodyTooLarge(f"The request body is larger than {max_bytes} bytes.")
@@ -98,3 +103,13 @@ async def read_body(request: web.Request, *, max_bytes: int, memory_bytes: int) 
         return RequestBody(bytes(buffer))
     await loop.run_in_executor(None, spool.flush)
     return RequestBody(spool=spool, size=size)
+
+
+async def _next_chunk(request: web.Request, idle_timeout_s: float) -> bytes:
+    try:
+        async with asyncio.timeout(idle_timeout_s):
+            return await request.content.read(_CHUNK)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"No part of the request body arrived for {idle_timeout_s:g} seconds."
+        ) from None

@@ -26,6 +26,7 @@ __all__ = [
     "NotFound",
     "ProxyError",
     "RefreshFailed",
+    "RequestTimeout",
     "TokenStoreUnavailable",
     "UpstreamTimeout",
     "UpstreamUnreachable",
@@ -43,6 +44,8 @@ class ProxyError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    #: Close the client's connection after the answer (its request was not read to the end).
+    close_connection: bool = False
     default_message: str = "The proxy failed to handle the request."
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
@@ -84,6 +87,13 @@ class NotFound(ProxyError):
     status = 404
     code = "not_found"
     default_message = "The proxy has no such route."
+
+
+class RequestTimeout(ProxyError):
+    status = 408
+    code = "request_timeout"
+    default_message = "The request body stopped arriving."
+    close_connection = True
 
 
 class BodyTooLarge(ProxyError):
@@ -155,7 +165,16 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
                 "proxy error",
                 extra={"event": "proxy_error", "code": error.code, "detail": error.message},
             )
-        return error_response(error, request.get(REQUEST_ID))
+        response = error_response(error, request.get(REQUEST_ID))
+        if error.close_connection:
+            # Sent now, then the connection is closed: aiohttp would otherwise keep reading
+            # ("lingering") the rest of a body whose sender is the problem.
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            if request.transport is not None:
+                request.transport.close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

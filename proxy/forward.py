@@ -73,6 +73,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         request,
         max_bytes=config.limits.max_body_bytes,
         memory_bytes=config.limits.memory_body_bytes,
+        idle_timeout_s=config.limits.body_timeout_s,
     )
     try:
         if config.auth.mode == "api_key":
