@@ -59,7 +59,7 @@ log = logging.getLogger("pandadoc_proxy.forward")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 #: Headers aiohttp's client would add on its own; the proxy adds none of them (contract 4).
-_NO_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+NO_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
 #: The header names PandaDoc sent, kept on the relayed response for strip_server_defaults.
 UPSTREAM_HEADER_NAMES: web.ResponseKey[frozenset[str]] = web.ResponseKey("upstream_header_names")
@@ -228,7 +228,6 @@ async def _send_attempts(
                     headers=headers,
                     data=None if body.empty else body.payload(),
                     allow_redirects=False,
-                    skip_auto_headers=_NO_AUTO_HEADERS,
                 )
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             if isinstance(exc, aiohttp.ClientConnectorError) or attempt == attempts:

@@ -85,21 +85,31 @@ _CREDENTIAL_SHAPES = (
 )
 #: Exact values never to be written: the configured secrets and the tokens held recently.
 _known_secrets: deque[str] = deque(maxlen=64)
+#: One pattern for all of them, rebuilt when the set changes (one scan per line, not 64).
+_known_pattern: re.Pattern[str] | None = None
+#: A cheap first look: a line without any of these words needs none of the shapes above.
+_SUSPECT = re.compile(r"(?i)bearer|api-key|basic|token|secret|code|password|api_key|://")
 
 
 def remember_secret(*values: str) -> None:
     """Mask ``values`` in every log line from now on (tokens, when the process adopts them)."""
+    global _known_pattern
+    added = False
     for value in values:
         if value and len(value) >= 6 and value not in _known_secrets:
             _known_secrets.append(value)
+            added = True
+    if added:
+        longest_first = sorted(_known_secrets, key=len, reverse=True)
+        _known_pattern = re.compile("|".join(re.escape(secret) for secret in longest_first))
 
 
 def redact(text: str) -> str:
-    for secret in tuple(_known_secrets):
-        if secret in text:
-            text = text.replace(secret, _MASK)
-    for shape in _CREDENTIAL_SHAPES:
-        text = shape.sub(lambda m: f"{m.group(1)}{_MASK}", text)
+    if _known_pattern is not None:
+        text = _known_pattern.sub(_MASK, text)
+    if _SUSPECT.search(text):
+        for shape in _CREDENTIAL_SHAPES:
+            text = shape.sub(lambda m: f"{m.group(1)}{_MASK}", text)
     return text
 
 

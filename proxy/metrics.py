@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -41,6 +42,7 @@ def method_label(method: str) -> str:
 
 @dataclass(frozen=True)
 class ProxyMetrics:
+    # Looked up on every request: the labelled children are cached (see count_request).
     registry: CollectorRegistry
     requests: Counter
     in_flight: Gauge
@@ -53,6 +55,7 @@ class ProxyMetrics:
     redis_errors: Counter
     token_expires_in: Gauge
     authorization_state: Gauge
+    _request_children: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> ProxyMetrics:
@@ -123,6 +126,15 @@ class ProxyMetrics:
                 registry=registry,
             ),
         )
+
+    def count_request(self, method: str, status: int) -> None:
+        """``requests.labels(...).inc()``, with the labelled child looked up once per pair."""
+        key = (method, status // 100)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self.requests.labels(method_label(method), status_class(status))
+            self._request_children[key] = child
+        child.inc()
 
     def watch_tokens(self, held: Callable[[], StoredPair | None]) -> None:
         """Compute the token gauges at scrape time from what ``held()`` returns."""
