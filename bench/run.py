@@ -351,7 +351,7 @@ def start_everything(services: Services, workdir: Path) -> Setup:
         "ours",
         [
             *(sys.executable, "-m", "proxy", "serve"),
-            *("--config", str(config_path), "--port", str(ours_port)),
+            *("--config", str(config_path), "--port", str(ours_port), "--workers", "1"),
         ],
     )
     baseline = services.start(

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, ListenConfig, load_config
 from .emulator.options import add_emulator_arguments, settings_from_args
 
 __all__ = ["main"]
@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_option(serve)
     serve.add_argument("--host", help="listen on this address instead of listen.host")
     serve.add_argument("--port", type=int, help="listen on this port instead of listen.port")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes serving the one port, each a full replica (default: one per core)",
+    )
+    # Set by the supervisor for its workers: several sockets on one port (SO_REUSEPORT).
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(command=_serve)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
@@ -156,6 +164,10 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host or config.listen.host,
         port=config.listen.port if args.port is None else args.port,
     )
+    if args.workers < 1:
+        raise CommandFailed("--workers must be at least 1")
+    if args.workers > 1:
+        return _serve_workers(args, listen)
     configure_logging(config.logging, secrets=_secrets_of(config))
 
     async def started() -> list[web.AppRunner]:
@@ -165,6 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
             listen.port,
             access_log=config.logging.access_log,
             drain_timeout_s=listen.drain_timeout_s,
+            reuse_port=args.reuse_port,
         )
         print(f"pandadoc-proxy serving on http://{listen.host}:{port}", file=sys.stderr, flush=True)
         return [runner]
@@ -174,6 +187,24 @@ def _serve(args: argparse.Namespace) -> int:
     except ListenError as exc:
         raise CommandFailed(str(exc)) from None
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, listen: ListenConfig) -> int:
+    from .workers import check_port_free, supervise
+
+    problem = check_port_free(listen.host, listen.port)
+    if problem:
+        raise CommandFailed(problem)
+    worker_args = [
+        "serve", "--config", args.config, "--host", listen.host, "--port", str(listen.port),
+        "--workers", "1", "--reuse-port",
+    ]  # fmt: skip
+    print(
+        f"pandadoc-proxy: {args.workers} workers on http://{listen.host}:{listen.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return supervise(worker_args, args.workers, listen.drain_timeout_s)
 
 
 def _secrets_of(config: Config) -> tuple[str, ...]:

@@ -80,6 +80,7 @@ async def start_site(
     access_log: bool = True,
     drain_timeout_s: float = 30.0,
     runner_class: type[web.AppRunner] = ProxyAppRunner,
+    reuse_port: bool = False,
 ) -> tuple[web.AppRunner, int]:
     """Start serving ``app``; returns the runner and the port actually bound (for port 0).
 
@@ -94,7 +95,7 @@ async def start_site(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -191,7 +191,8 @@ class Stack:
         )  # fmt: skip
         ports = [free_port() for _ in range(replicas)]
         self.proxies = [
-            self._spawn("serve", "--config", str(config), "--port", str(port)) for port in ports
+            self._spawn("serve", "--config", str(config), "--port", str(port), "--workers", "1")
+            for port in ports
         ]
         self.bases = [f"http://127.0.0.1:{port}" for port in ports]
         for base in self.bases:

@@ -279,7 +279,9 @@ class ProxyProcess:
         self.log_path = log_path
 
     @classmethod
-    async def start(cls, config_path: Path, *, port: int | None = None) -> ProxyProcess:
+    async def start(
+        cls, config_path: Path, *, port: int | None = None, workers: int = 1
+    ) -> ProxyProcess:
         port = port or free_port()
         log_path = config_path.with_suffix(".log")
         with log_path.open("wb") as log_file:
@@ -292,6 +294,8 @@ class ProxyProcess:
                 str(config_path),
                 "--port",
                 str(port),
+                "--workers",
+                str(workers),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
                 cwd=REPO,

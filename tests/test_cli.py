@@ -113,7 +113,10 @@ async def test_serve_exits_0_on_sigint(config_file: Path) -> None:
     assert await replica.process.wait() == 0
 
 
-async def test_serve_on_a_port_in_use_exits_1_with_one_line(config_file: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serve_on_a_port_in_use_exits_1_with_one_line(
+    config_file: Path, workers: str
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -127,6 +130,8 @@ async def test_serve_on_a_port_in_use_exits_1_with_one_line(config_file: Path) -
             str(config_file),
             "--port",
             str(port),
+            "--workers",
+            workers,
             stderr=asyncio.subprocess.PIPE,
             cwd=REPO,
         )
@@ -134,6 +139,41 @@ async def test_serve_on_a_port_in_use_exits_1_with_one_line(config_file: Path) -
     assert process.returncode == 1
     assert f"{port}" in stderr.decode()
     assert len(stderr.decode().strip().splitlines()) == 1
+
+
+async def test_serve_with_workers_runs_that_many_replicas_on_one_port_and_stops_them_all(
+    tmp_path: Path, config_file: Path, connected: StoredPair
+) -> None:
+    replica = await ProxyProcess.start(config_file, workers=2)
+    seen: set[str] = set()
+    for _ in range(60):  # new connections each time: the kernel spreads them over the workers
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{replica.url}/_proxy/") as response,
+        ):
+            page = await response.text()
+            seen.add(page.split("This replica</th><td>")[1].split("<")[0])
+            assert response.status == 200
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{replica.url}/public/v1/documents") as response,
+    ):
+        assert response.status == 200
+    worker_pids = child_pids(replica.process.pid)
+    assert len(worker_pids) == 2
+    assert await replica.stop() == 0
+    assert not any(process_exists(pid) for pid in worker_pids)
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def process_exists(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
 
 
 # --- token set / status ------------------------------------------------------------------------
