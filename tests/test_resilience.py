@@ -249,3 +249,59 @@ async def test_a_write_back_holds_off_refreshes_for_the_lock_lifetime(
     assert response.status == 200
     assert waited >= 0.9
     assert emulator.state.token_calls["refresh_token"] == 1
+
+
+# --- a failover that loses the last write ------------------------------------------------------
+
+
+async def roll_back(store: RedisTokenStore, snapshot: dict[str, str]) -> None:
+    """Make Redis hold an older state, as a replica that missed the last write would after a
+    Sentinel failover (replication is asynchronous)."""
+    await store.client.delete(store.pair_key)
+    await store.client.hset(store.pair_key, mapping=snapshot)
+
+
+async def test_after_a_failover_loses_the_last_refresh_the_replicas_write_it_back(
+    aiohttp_client: MakeClient, emulator: Emulator, private_config: Any
+) -> None:
+    config = private_config(redis={"token_cache_s": 0})
+    store = RedisTokenStore.from_config(config)
+    first = await connect(store, emulator)
+    snapshot = await store.client.hgetall(store.pair_key)
+    proxy = await aiohttp_client(create_app(config))
+    emulator.state.expire_access_tokens()
+    assert (await proxy.get("/public/v1/documents")).status == 200  # refreshed: version 2
+    await roll_back(store, snapshot)
+    assert (await proxy.get("/public/v1/documents")).status == 200  # reads 1, writes 2 back
+    stored = await store.load()
+    await store.close()
+    assert stored is not None
+    assert stored.version == first.version + 1
+    assert emulator.state.token_calls["refresh_token"] == 1
+    assert emulator.state.token_errors["invalid_grant"] == 0
+
+
+async def test_a_refresh_after_a_failover_rolled_the_pair_back_starts_from_the_newer_pair(
+    aiohttp_client: MakeClient, emulator: Emulator, private_config: Any
+) -> None:
+    # The replica holds version 2; Redis says version 1, whose refresh token PandaDoc has
+    # already rotated away. Refreshing from version 1 would lose the authorization.
+    # After writing the pair back, a refresh waits out the lock's lifetime (the lock may have
+    # been lost with the write): kept short here.
+    config = private_config(redis={"token_cache_s": 60}, tokens={"lock_ttl_s": 0.5})
+    store = RedisTokenStore.from_config(config)
+    await connect(store, emulator)
+    snapshot = await store.client.hgetall(store.pair_key)
+    proxy = await aiohttp_client(create_app(config))
+    emulator.state.expire_access_tokens()
+    assert (await proxy.get("/public/v1/documents")).status == 200  # refreshed: version 2
+    await roll_back(store, snapshot)
+    emulator.state.expire_access_tokens()
+    assert (await proxy.get("/public/v1/documents")).status == 200  # refreshed from version 2
+    stored = await store.load()
+    await store.close()
+    assert emulator.state.token_calls["refresh_token"] == 2
+    assert emulator.state.token_errors["invalid_grant"] == 0
+    assert stored is not None
+    assert stored.usable
+    assert stored.version == 3

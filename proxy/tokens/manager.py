@@ -152,8 +152,9 @@ class TokenManager:
             )
             self._fresh_until = self._clock() + _STORE_RETRY_S
             raise
-        if pair is None and self._held is not None and self._held.usable:
-            pair = await self._write_back(self._held)
+        held = self._held
+        if held is not None and held.usable and _lost_by_the_store(pair, held):
+            pair = await self._write_back(held)
         if self._adoptions != adopted_before:
             # This process stored a pair while the read was in flight: the read may predate
             # that write, so it must not roll the held copy back.
@@ -162,11 +163,12 @@ class TokenManager:
         return pair
 
     async def _write_back(self, held: StoredPair) -> StoredPair | None:
-        """The store came back empty (Redis restarted without persistence) while this process
-        holds a usable pair: write it back, so no one has to re-authorize (see store.restore)."""
+        """The store lost the pair this process holds (Redis restarted without persistence, or
+        failed over to a replica that had not seen the last write): write it back, so no one
+        has to re-authorize (see store.restore)."""
         if await self.store.restore(held):
             log.warning(
-                "the token store came back empty; wrote back the pair this replica holds",
+                "the token store lost the current pair; wrote back the one this replica holds",
                 extra={"event": "token_restored", "version": held.version},
             )
         return await self.store.load()
@@ -181,3 +183,10 @@ class TokenManager:
             remember_secret(pair.access_token, pair.refresh_token)
         self._held = pair
         self._fresh_until = self._clock() + self._cache_s
+
+
+def _lost_by_the_store(stored: StoredPair | None, held: StoredPair) -> bool:
+    """The store has nothing, or an older pair of the held pair's own lineage."""
+    if stored is None:
+        return True
+    return bool(held.lineage) and stored.lineage == held.lineage and stored.version < held.version

@@ -60,6 +60,9 @@ class StoredPair:
     refresh_failed_at: float | None = None
     #: When a replica wrote this pair back into a store that had come back empty, if it did.
     restored_at: float | None = None
+    #: Names the authorization this pair descends from: refreshes keep it, a new connect or
+    #: ``token set`` starts another. Within one lineage a higher version is always newer.
+    lineage: str = ""
 
     @property
     def usable(self) -> bool:

@@ -150,6 +150,11 @@ class Refresher:
         started = time.monotonic()
         while True:
             current = await self._load()
+            if _older_of_same_lineage(current, rejected):
+                # Redis failed over to a replica that had not seen the last write: the pair
+                # we hold is the newer one (and its refresh token the one still valid).
+                await _store_call(self._store.restore(rejected))
+                continue
             newer = self._newer(current, rejected)
             if newer is not None:
                 return newer
@@ -191,7 +196,12 @@ class Refresher:
             return await self._after_rejection(current, lock, exc, trigger)
         try:
             stored = await _store_call(
-                self._store.save(tokens, expected_version=current.version, obtained_by=self._owner)
+                self._store.save(
+                    tokens,
+                    expected_version=current.version,
+                    obtained_by=self._owner,
+                    lineage=current.lineage,
+                )
             )
         except StaleWrite:
             # Only possible if our lock lapsed (a freeze longer than its TTL) and another
@@ -285,6 +295,15 @@ class Refresher:
         if current is None or not current.usable:
             raise AuthorizationRequired()
         return current if current.version != rejected.version else None
+
+
+def _older_of_same_lineage(stored: StoredPair | None, held: StoredPair) -> bool:
+    return (
+        stored is not None
+        and bool(held.lineage)
+        and stored.lineage == held.lineage
+        and stored.version < held.version
+    )
 
 
 async def _store_call(call: Awaitable[T]) -> T:

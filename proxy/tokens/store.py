@@ -14,6 +14,7 @@ which runs without Redis.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import Protocol, cast
 
@@ -40,9 +41,17 @@ class TokenStore(Protocol):
         """The stored pair, or None when none was ever stored."""
 
     async def save(
-        self, tokens: NewTokens, *, expected_version: int | None, obtained_by: str
+        self,
+        tokens: NewTokens,
+        *,
+        expected_version: int | None,
+        obtained_by: str,
+        lineage: str | None = None,
     ) -> StoredPair:
         """Store a new pair as version ``current + 1``.
+
+        ``lineage`` names the authorization the pair descends from: a refresh passes its
+        parent's, anything else (a connect, ``token set``) starts a new one.
 
         With ``expected_version`` (0 meaning "nothing stored yet") the write is fenced and raises
         :class:`StaleWrite` when the stored version differs. ``None`` writes unconditionally:
@@ -86,7 +95,11 @@ class TokenStore(Protocol):
 
 
 def _pair_fields(
-    tokens: NewTokens, obtained_by: str, now: float, cipher: PairCipher | None = None
+    tokens: NewTokens,
+    obtained_by: str,
+    now: float,
+    lineage: str,
+    cipher: PairCipher | None = None,
 ) -> dict[str, str]:
     expires_at = "" if tokens.expires_in is None else repr(now + tokens.expires_in)
     return {
@@ -94,7 +107,12 @@ def _pair_fields(
         "expires_at": expires_at,
         "obtained_at": repr(now),
         "obtained_by": obtained_by,
+        "lineage": lineage,
     }
+
+
+def new_lineage() -> str:
+    return secrets.token_hex(8)
 
 
 def _token_fields(access: str, refresh: str, cipher: PairCipher | None) -> dict[str, str]:
@@ -123,6 +141,7 @@ def _pair_from_fields(fields: dict[str, str], cipher: PairCipher | None = None) 
             version=int(fields["version"]),
             obtained_at=float(fields["obtained_at"]),
             obtained_by=fields.get("obtained_by", ""),
+            lineage=fields.get("lineage", ""),
             authorization_lost=fields.get("authorization_lost") or None,
             refresh_error=fields.get("refresh_error") or None,
             restored_at=float(fields["restored_at"]) if fields.get("restored_at") else None,
@@ -143,20 +162,23 @@ def _pair_from_fields(fields: dict[str, str], cipher: PairCipher | None = None) 
 # field of an older pair survives (an old expires_at, say).
 #
 # The write also goes through when the stored pair is not the expected one but cannot be newer
-# than the writer's: the store is empty, or holds a pair written back after a Redis restart
-# (restored = 1) whose version is at most the expected one. Redis lost the data (and the lock)
-# while the writer was refreshing; its new pair descends from the newest one anybody held.
+# than the writer's, because Redis lost data while the writer was refreshing: the store is
+# empty, or holds a pair written back after a restart (restored = 1), or an older pair of the
+# writer's own lineage (a Sentinel failover to a replica that had not seen the last write).
+# ARGV[2]: the writer's lineage.
 _SAVE_SCRIPT = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local expected = tonumber(ARGV[1])
+local older = current <= expected
 local lost_meanwhile = current == 0 or
-  (redis.call('HGET', KEYS[1], 'restored') == '1' and current <= expected)
+  (older and redis.call('HGET', KEYS[1], 'restored') == '1') or
+  (older and redis.call('HGET', KEYS[1], 'lineage') == ARGV[2])
 if expected >= 0 and current ~= expected and not lost_meanwhile then
   return {0, current}
 end
 local new_version = math.max(current, expected) + 1
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', new_version, unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], 'version', new_version, unpack(ARGV, 3))
 return {1, new_version}
 """
 
@@ -173,16 +195,19 @@ return 1
 """
 
 
-# KEYS[1]: the pair hash. ARGV[1]: the version to restore. ARGV[2..]: field, value, ...
+# KEYS[1]: the pair hash. ARGV[1]: the version to restore. ARGV[2]: its lineage.
+# ARGV[3..]: field, value, ... Replaces an older restore, or an older pair of the same lineage.
 _RESTORE_SCRIPT = """
 local current = redis.call('HGET', KEYS[1], 'version')
 if current then
-  if redis.call('HGET', KEYS[1], 'restored') ~= '1' or tonumber(current) >= tonumber(ARGV[1]) then
+  local replaceable = redis.call('HGET', KEYS[1], 'restored') == '1' or
+    redis.call('HGET', KEYS[1], 'lineage') == ARGV[2]
+  if not replaceable or tonumber(current) >= tonumber(ARGV[1]) then
     return 0
   end
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'restored', '1', unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'restored', '1', unpack(ARGV, 3))
 return 1
 """
 # (restored_at, written with the pair, is the server's clock: replicas compare it with theirs
@@ -195,6 +220,7 @@ def _restored_fields(pair: StoredPair, cipher: PairCipher | None) -> dict[str, s
         "expires_at": "" if pair.expires_at is None else repr(pair.expires_at),
         "obtained_at": repr(pair.obtained_at),
         "obtained_by": pair.obtained_by,
+        "lineage": pair.lineage,
         "restored_at": repr(time.time()),
     }
 
@@ -238,14 +264,20 @@ class RedisTokenStore:
         return _pair_from_fields(fields, self._cipher) if fields else None
 
     async def save(
-        self, tokens: NewTokens, *, expected_version: int | None, obtained_by: str
+        self,
+        tokens: NewTokens,
+        *,
+        expected_version: int | None,
+        obtained_by: str,
+        lineage: str | None = None,
     ) -> StoredPair:
         now = time.time()
-        fields = _pair_fields(tokens, obtained_by, now, self._cipher)
+        lineage = lineage or new_lineage()
+        fields = _pair_fields(tokens, obtained_by, now, lineage, self._cipher)
         flat = [item for pair in fields.items() for item in pair]
         expected = -1 if expected_version is None else expected_version
         try:
-            ok, version = await self._save(keys=[self.pair_key], args=[expected, *flat])
+            ok, version = await self._save(keys=[self.pair_key], args=[expected, lineage, *flat])
         except (RedisError, OSError) as exc:
             raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
         if not ok:
@@ -256,7 +288,9 @@ class RedisTokenStore:
         fields = _restored_fields(pair, self._cipher)
         flat = [item for field in fields.items() for item in field]
         try:
-            done = await self._restore(keys=[self.pair_key], args=[pair.version, *flat])
+            done = await self._restore(
+                keys=[self.pair_key], args=[pair.version, pair.lineage, *flat]
+            )
         except (RedisError, OSError) as exc:
             raise TokenStoreError(f"Redis: {type(exc).__name__}") from None
         return bool(done)
@@ -314,13 +348,18 @@ class MemoryTokenStore:
         return _pair_from_fields(self._fields) if self._fields else None
 
     async def save(
-        self, tokens: NewTokens, *, expected_version: int | None, obtained_by: str
+        self,
+        tokens: NewTokens,
+        *,
+        expected_version: int | None,
+        obtained_by: str,
+        lineage: str | None = None,
     ) -> StoredPair:
         async with self._lock:
             current = int(self._fields.get("version", "0"))
             if expected_version is not None and current != expected_version:
                 raise StaleWrite(expected_version, current)
-            fields = _pair_fields(tokens, obtained_by, time.time())
+            fields = _pair_fields(tokens, obtained_by, time.time(), lineage or new_lineage())
             self._fields = {**fields, "version": str(current + 1)}
             return _pair_from_fields(self._fields)
 
