@@ -21,10 +21,17 @@ from aiohttp import web
 from .admin import add_admin_routes
 from .config import Config
 from .errors import BadRequest, NotFound, error_middleware
-from .forward import NO_AUTO_HEADERS, check_target, forward, on_relayed_response_prepare
+from .forward import (
+    NO_AUTO_HEADERS,
+    ConcurrencyCap,
+    check_target,
+    forward,
+    on_relayed_response_prepare,
+)
 from .headers import transfer_codings
 from .keys import (
     CLIENT_SESSION,
+    CONCURRENCY,
     CONFIG,
     METRICS,
     REPLICA_ID,
@@ -79,6 +86,7 @@ def create_app(
     app[CONFIG] = config
     app[REPLICA_ID] = replica_id or new_replica_id()
     app[METRICS] = ProxyMetrics.create()
+    app[CONCURRENCY] = ConcurrencyCap(config.limits.max_concurrent_requests)
     app.cleanup_ctx.append(_client_session_ctx)
     app.cleanup_ctx.append(_token_store_ctx(store))
     app.cleanup_ctx.append(_proactive_refresh_ctx)

@@ -210,6 +210,10 @@ class LimitsConfig:
     #: A client that sends nothing of its request body for this long gets 408 and is cut off
     #: (a slow or stuck sender must not hold a connection and a handler forever).
     body_timeout_s: float = field(default=30.0, metadata=POSITIVE)
+    #: Requests forwarded at once by one process; more get 503 ``overloaded`` with
+    #: ``Retry-After`` at once instead of queueing without bound. 0: no cap. The proxy's own
+    #: routes (health, ready, metrics) are never capped.
+    max_concurrent_requests: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ __all__ = [
     "BodyTooLarge",
     "Forbidden",
     "NotFound",
+    "Overloaded",
     "ProxyError",
     "RefreshFailed",
     "RequestTimeout",
@@ -125,6 +126,16 @@ class RefreshFailed(ProxyError):
     default_message = (
         "PandaDoc's token endpoint failed; the stored authorization is kept, try again shortly."
     )
+
+
+class Overloaded(ProxyError):
+    status = 503
+    code = "overloaded"
+    default_message = "The proxy is handling as many requests as it is allowed to; retry shortly."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = "1"
 
 
 class TokenStoreUnavailable(ProxyError):

@@ -37,10 +37,11 @@ from yarl import URL
 
 from .body import RequestBody, read_body
 from .config import Config
-from .errors import BadRequest, UpstreamTimeout, UpstreamUnreachable
+from .errors import BadRequest, Overloaded, UpstreamTimeout, UpstreamUnreachable
 from .headers import downstream_headers, upstream_headers
 from .keys import (
     CLIENT_SESSION,
+    CONCURRENCY,
     CONFIG,
     METRICS,
     REPLAYED,
@@ -67,7 +68,28 @@ UPSTREAM_HEADER_NAMES: web.ResponseKey[frozenset[str]] = web.ResponseKey("upstre
 _CHUNK = 64 * 1024
 
 
+class ConcurrencyCap:
+    """At most ``limit`` forwarded requests at once in this process (0: no cap)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def __enter__(self) -> None:
+        if self.limit and self.active >= self.limit:
+            raise Overloaded()
+        self.active += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.active -= 1
+
+
 async def forward(request: web.Request) -> web.StreamResponse:
+    with request.app[CONCURRENCY]:
+        return await _forward(request)
+
+
+async def _forward(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     body = await read_body(
         request,

@@ -13,11 +13,13 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .config import Config
+    from .forward import ConcurrencyCap
     from .metrics import ProxyMetrics
     from .tokens.manager import TokenManager
 
 __all__ = [
     "CLIENT_SESSION",
+    "CONCURRENCY",
     "CONFIG",
     "METRICS",
     "REPLAYED",
@@ -35,6 +37,7 @@ CONFIG: web.AppKey[Config] = web.AppKey("config")
 #: The pooled client session that talks to PandaDoc's API.
 CLIENT_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("client_session")
 TOKENS: web.AppKey[TokenManager] = web.AppKey("tokens")
+CONCURRENCY: web.AppKey[ConcurrencyCap] = web.AppKey("concurrency")
 METRICS: web.AppKey[ProxyMetrics] = web.AppKey("metrics")
 #: Names this process in logs and in the token store ("who refreshed last").
 REPLICA_ID: web.AppKey[str] = web.AppKey("replica_id", str)

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from conftest import Emulator, free_port, proxy_config, raw_exchange
+from conftest import Emulator, free_port, proxy_config, raw_exchange, wait_until
 
 from proxy import create_app
 from proxy.tokens import StoredPair
@@ -266,3 +266,28 @@ async def test_a_malformed_upstream_response_gets_502(
     url = await raw_upstream(b"this is not HTTP\r\n\r\n")
     proxy = await aiohttp_client(create_app(proxy_config(url, redis_url, key_prefix)))
     await assert_proxy_error(await proxy.get("/x"), 502, "upstream_unreachable")
+
+
+# --- 503 overloaded ----------------------------------------------------------------------------
+
+
+async def test_over_the_concurrency_cap_requests_get_503_overloaded_at_once(
+    aiohttp_client: MakeClient,
+    emulator: Emulator,
+    redis_url: str,
+    key_prefix: str,
+    connected: StoredPair,
+) -> None:
+    config = proxy_config(
+        emulator.url, redis_url, key_prefix, limits={"max_concurrent_requests": 2}
+    )
+    proxy = await aiohttp_client(create_app(config))
+    slow = [asyncio.ensure_future(proxy.get("/test/slow?delay=1")) for _ in range(2)]
+    await wait_until(lambda: emulator.state.api_requests >= 2)  # both are in flight
+    refused = await proxy.get("/public/v1/documents")
+    await assert_proxy_error(refused, 503, "overloaded")
+    assert refused.headers["Retry-After"] == "1"
+    # The proxy's own routes still answer while it is saturated.
+    assert (await proxy.get("/_proxy/health")).status == 200
+    assert [r.status for r in await asyncio.gather(*slow)] == [200, 200]
+    assert (await proxy.get("/public/v1/documents")).status == 200
