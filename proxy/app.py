@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -37,6 +38,7 @@ from .keys import (
     REPLICA_ID,
     REQUEST_ID,
     REQUEST_ID_HEADER,
+    STARTED,
     TOKENS,
 )
 from .metrics import ProxyMetrics
@@ -109,6 +111,7 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     request[REQUEST_ID] = (
         client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else _new_request_id()
     )
+    request[STARTED] = time.perf_counter()
     metrics = request.app[METRICS]
     metrics.in_flight.inc()
     status = 500

@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from urllib.parse import unquote
 
 import aiohttp
@@ -51,7 +52,14 @@ from .keys import (
     UPSTREAM_SECONDS,
 )
 
-__all__ = ["UPSTREAM_HEADER_NAMES", "check_target", "forward", "on_relayed_response_prepare"]
+__all__ = [
+    "NO_AUTO_HEADERS",
+    "UPSTREAM_HEADER_NAMES",
+    "ConcurrencyCap",
+    "check_target",
+    "forward",
+    "on_relayed_response_prepare",
+]
 
 log = logging.getLogger("pandadoc_proxy.forward")
 
@@ -220,12 +228,11 @@ async def _send(
         request.headers, authorization=authorization, request_id=request[REQUEST_ID]
     )
     attempts = 2 if request.method in IDEMPOTENT_METHODS else 1
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = time.perf_counter()
     try:
         return await _send_attempts(request, session, url, headers, body, config, attempts)
     finally:
-        waited = loop.time() - started
+        waited = time.perf_counter() - started
         request[UPSTREAM_SECONDS] = request.get(UPSTREAM_SECONDS, 0.0) + waited
         request.app[METRICS].upstream_seconds.observe(waited)
 
@@ -332,6 +339,6 @@ async def on_relayed_response_prepare(request: web.Request, response: web.Stream
         if name.lower() not in sent:
             response.headers.popall(name, None)
     if STARTED in request:
-        total = asyncio.get_running_loop().time() - request[STARTED]
+        total = time.perf_counter() - request[STARTED]
         added = total - request.get(UPSTREAM_SECONDS, 0.0)
         request.app[METRICS].proxy_added_seconds.observe(max(added, 0.0))

@@ -43,7 +43,8 @@ METRICS: web.AppKey[ProxyMetrics] = web.AppKey("metrics")
 REPLICA_ID: web.AppKey[str] = web.AppKey("replica_id", str)
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
-#: When the request arrived (the loop's clock), for the proxy-added latency.
+#: When the request arrived (``time.perf_counter()``: uvloop's own clock ticks in whole
+#: milliseconds, too coarse for a proxy's overhead).
 STARTED: web.RequestKey[float] = web.RequestKey("started", float)
 #: Seconds spent waiting for PandaDoc's response headers, summed over attempts.
 UPSTREAM_SECONDS: web.RequestKey[float] = web.RequestKey("upstream_seconds", float)

@@ -71,3 +71,13 @@ async def test_metrics_count_forwarded_requests_by_method_and_status_class(proxy
     assert response.content_type == "text/plain"
     text = await response.text()
     assert 'pandadoc_proxy_requests_total{method="GET",status_class="4xx"} 1.0' in text
+
+
+async def test_metrics_time_pandadoc_and_the_proxys_own_share_of_each_request(
+    proxy: Client,
+) -> None:
+    await proxy.get("/test/echo")
+    text = await (await proxy.get("/_proxy/metrics")).text()
+    assert "pandadoc_proxy_upstream_seconds_count 1.0" in text
+    assert "pandadoc_proxy_added_seconds_count 1.0" in text
+    assert 'pandadoc_proxy_authorization_state{state="connected"} 1.0' in text
