@@ -21,15 +21,13 @@ from aiohttp import web
 
 from .admin import add_admin_routes
 from .config import Config
-from .errors import BadRequest, NotFound, error_middleware
+from .errors import NotFound, error_middleware
 from .forward import (
     NO_AUTO_HEADERS,
     ConcurrencyCap,
-    check_target,
     forward,
     on_relayed_response_prepare,
 )
-from .headers import transfer_codings
 from .keys import (
     CLIENT_SESSION,
     CONCURRENCY,
@@ -42,6 +40,7 @@ from .keys import (
     TOKENS,
 )
 from .metrics import ProxyMetrics
+from .targets import origin_form_middleware
 from .tokens import RedisTokenStore, TokenStore
 from .tokens.manager import TokenManager
 from .tokens.refresher import Refresher
@@ -83,6 +82,10 @@ def create_app(
             # Request bodies pass through as sent: aiohttp would otherwise gunzip a body sent
             # with Content-Encoding: gzip and forward the plain bytes under that same header.
             "auto_decompress": False,
+            # aiohttp arms this timer when a connection opens and after every answer, and
+            # closes the connection if no complete request head has arrived when it fires:
+            # the header-read deadline (aiohttp has no other).
+            "keepalive_timeout": config.limits.header_timeout_s,
         },
     )
     app[CONFIG] = config
@@ -124,35 +127,6 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     finally:
         metrics.in_flight.dec()
         metrics.count_request(request.method, status)
-
-
-@web.middleware
-async def origin_form_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse every request target but origin-form (``/path?query``), before any routing.
-
-    An absolute-form target (``GET http://elsewhere/ HTTP/1.1``) would otherwise be routed by
-    its path alone; refusing it keeps the proxy from ever being used to reach another host.
-    Also refused, before the body is read: targets ``check_target`` finds unsafe to forward
-    byte for byte, HTTP versions other than 1.0 and 1.1 (aiohttp's parser takes a bare
-    ``GET /path`` as HTTP/0.9, and ``HTTP/2.0`` on an HTTP/1 connection), and transfer codings
-    other than ``chunked`` (aiohttp undoes only the chunking, so the body would go upstream
-    still coded, with nothing left saying so).
-    Malformed framing never gets here: aiohttp's parser answers it with a plain 400 and closes
-    the connection.
-    """
-    if request.method == "CONNECT":
-        raise BadRequest("CONNECT is not supported: this is a reverse proxy for PandaDoc.")
-    if not request.raw_path.startswith("/"):
-        raise BadRequest("Only origin-form request targets (/path?query) are accepted.")
-    if request.version not in _HTTP_1:
-        raise BadRequest("Only HTTP/1.0 and HTTP/1.1 requests are accepted.")
-    check_target(request.raw_path)
-    if transfer_codings(request.headers) not in ([], ["chunked"]):
-        raise BadRequest("Transfer-Encoding other than chunked is not supported.")
-    return await handler(request)
-
-
-_HTTP_1 = (aiohttp.HttpVersion10, aiohttp.HttpVersion11)
 
 
 async def _client_session_ctx(app: web.Application) -> AsyncIterator[None]:

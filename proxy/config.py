@@ -207,6 +207,10 @@ class LimitsConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     #: Request bodies up to this size are kept in memory; larger ones go to a temporary file.
     memory_body_bytes: int = 1024 * 1024
+    #: A connection that has not sent a complete request head this long after it opened (or
+    #: after its last answer) is closed: slow-header clients (slowloris) and idle keep-alive
+    #: connections cannot hold sockets forever.
+    header_timeout_s: float = field(default=15.0, metadata=POSITIVE)
     #: A client that sends nothing of its request body for this long gets 408 and is cut off
     #: (a slow or stuck sender must not hold a connection and a handler forever).
     body_timeout_s: float = field(default=30.0, metadata=POSITIVE)

@@ -2,8 +2,8 @@
 
 One exchange, in order:
 
-1. the body is received whole (``body.py`` says why) and the target is checked (``app.py``'s
-   middleware already refused anything but origin-form);
+1. the body is received whole (``body.py`` says why); ``targets.py`` has already refused any
+   target that is not origin-form or would mean something else upstream;
 2. the upstream URL is ``upstream.base_url`` + the raw path and query, byte for byte: aiohttp's
    ``request.path`` is percent-decoded, so only ``raw_path`` with ``encoded=True`` keeps
    ``%2F`` and friends as the client sent them;
@@ -27,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
-from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -56,7 +54,6 @@ __all__ = [
     "NO_AUTO_HEADERS",
     "UPSTREAM_HEADER_NAMES",
     "ConcurrencyCap",
-    "check_target",
     "forward",
     "on_relayed_response_prepare",
 ]
@@ -169,48 +166,6 @@ async def _token_rejected(
         return False, body
     is_auth_error = isinstance(parsed, dict) and parsed.get("type") == "authentication_error"
     return is_auth_error, None if is_auth_error else body
-
-
-#: A "%" that does not start a percent-escape (RFC 3986 section 2.1: "%" HEXDIG HEXDIG).
-_BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-#: An encoded control character (%00-%1F, %7F): NUL truncates, CR and LF split lines.
-_ENCODED_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")
-#: What upstream servers take for a path separator once decoded: "/", and on some "\".
-_SEPARATORS = re.compile(r"[/\\]")
-
-
-def check_target(raw_target: str) -> None:
-    """Refuse (400) an origin-form target that would mean something else upstream than here.
-
-    The path and query go upstream byte for byte (contract 4), so the proxy never rewrites a
-    target: it refuses the few that cannot be forwarded that way safely.
-
-    - A fragment (``#...``) is no part of a request target, and the client library would drop
-      it: forwarding would silently change the request.
-    - A broken percent-escape in the path (``%zz``, a trailing ``%``), and an encoded control
-      character (``%00``, ``%0d%0a``...): decoders disagree on the first; decoded, a NUL
-      truncates a path in C-based servers and CR LF split it into header or log lines. (The
-      raw characters never get this far: aiohttp's parser refuses them.)
-    - A dot-segment (``.`` or ``..``, also spelt ``%2e``, or hidden behind ``%2f``, ``\\`` or a
-      ``;`` parameter): the upstream resolves it, so with a base URL that has a path prefix
-      (``https://gateway/pandadoc``), ``/../other`` would reach a service outside the prefix
-      with the PandaDoc token attached. Normalising it here instead would break "no
-      normalisation", and no PandaDoc API path contains one.
-    """
-    if "#" in raw_target:
-        raise BadRequest("A request target cannot carry a fragment (#...).")
-    path = raw_target.partition("?")[0]
-    if _BROKEN_ESCAPE.search(path) or _ENCODED_CONTROL.search(path):
-        raise BadRequest(
-            "The request path has an invalid percent-escape: % must be followed by two hex "
-            "digits, and encoded control characters (%00-%1F, %7F) are refused."
-        )
-    pieces = _SEPARATORS.split(unquote(path))
-    if any(piece.partition(";")[0] in (".", "..") for piece in pieces):
-        raise BadRequest(
-            "The request path contains a dot-segment (. or ..); the proxy forwards paths "
-            "unchanged, so it refuses ones the upstream would resolve to another path."
-        )
 
 
 def upstream_url(config: Config, raw_path: str) -> URL:

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Emulator, ProxyTestServer, proxy_config
+from conftest import Emulator, ProxyTestServer, proxy_config, wait_until
 
 from proxy import create_app
 from proxy.emulator import EmulatorSettings, create_emulator_app
@@ -857,3 +857,52 @@ async def test_dot_segments_cannot_leave_the_base_url_prefix(
         prefixed_proxy.port, b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     assert after.only.json()["raw_path"] == "/test/echo/after"
+
+
+# --- slow and stuck peers ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def strict_proxy(
+    aiohttp_client: MakeClient,
+    emulator: Emulator,
+    redis_url: str,
+    key_prefix: str,
+    connected: StoredPair,
+) -> Client:
+    """A replica that gives a connection half a second to send a complete request head."""
+    config = proxy_config(emulator.url, redis_url, key_prefix, limits={"header_timeout_s": 0.5})
+    return await aiohttp_client(ProxyTestServer(create_app(config)))
+
+
+async def test_a_client_that_sends_its_headers_too_slowly_is_disconnected(
+    strict_proxy: Client, emulator: Emulator
+) -> None:
+    watch = UpstreamWatch(emulator)
+    reader, writer = await asyncio.open_connection("127.0.0.1", strict_proxy.port)
+    started = asyncio.get_running_loop().time()
+    try:
+        writer.write(b"GET /test/echo HTTP/1.1\r\nHost: x\r\n")  # ...and never the rest
+        await writer.drain()
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # closed by the proxy, nothing answered
+    finally:
+        writer.close()
+    assert asyncio.get_running_loop().time() - started < 3
+    watch.assert_untouched()
+    await assert_still_serving(strict_proxy, emulator)
+
+
+async def test_a_client_that_disconnects_mid_download_frees_the_upstream_connection(
+    proxy: Client, emulator: Emulator
+) -> None:
+    upstream_server = emulator.server.runner.server  # type: ignore[union-attr]
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    # 3 GB: streaming it all after the client left would take the emulator several seconds.
+    writer.write(b"GET /test/download?size=3000000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await reader.readexactly(1024 * 1024)  # the download is flowing
+    assert len(upstream_server.connections) == 1
+    writer.close()
+    await wait_until(lambda: len(upstream_server.connections) == 0, within_s=2)
+    await assert_still_serving(proxy, emulator)

@@ -134,7 +134,7 @@ class Refresher:
         waiting_since = time.monotonic()
         current = await self._wait_for_lock_or_newer(rejected, lock)
         self._on_lock_wait(time.monotonic() - waiting_since)
-        if current is not rejected and current.version != rejected.version:
+        if current is not rejected:  # Someone else's newer pair; we never took the lock.
             return current
         keepalive = asyncio.ensure_future(self._keep_alive(lock))
         try:
