@@ -218,6 +218,9 @@ class LimitsConfig:
     #: ``Retry-After`` at once instead of queueing without bound. 0: no cap. The proxy's own
     #: routes (health, ready, metrics) are never capped.
     max_concurrent_requests: int = 0
+    #: Client connections open at once, per process; one more gets 503 ``overloaded`` and is
+    #: closed before anything is read. 0: no cap.
+    max_connections: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from .errors import BadRequest, BodyTooLarge, ProxyError, error_response
+from .keys import CONFIG
 from .logs import ACCESS_LOGGER, AccessLogger
 
 __all__ = ["ListenError", "ProxyAppRunner", "run", "serve_until_stopped", "start_site"]
@@ -50,21 +51,49 @@ class _ContractErrorHandler(RequestHandler):
         response.force_close()
         return response
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        limit = getattr(self._manager, "max_connections", 0)
+        if limit and self._manager is not None and len(self._manager.connections) > limit:
+            # Over the cap: a clear answer, then the door closes. Nothing has been read.
+            assert isinstance(transport, asyncio.Transport)
+            transport.write(_TOO_MANY_CONNECTIONS)
+            transport.close()
+            log.warning("connection refused: at the cap", extra={"event": "connection_cap"})
+
+
+_TOO_MANY_BODY = (
+    b'{"error": "overloaded", "message": "The proxy has as many connections open as it is '
+    b'allowed to; retry shortly."}'
+)
+_TOO_MANY_CONNECTIONS = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"X-Proxy-Error: overloaded\r\nRetry-After: 1\r\nConnection: close\r\n"
+    b"Content-Length: " + str(len(_TOO_MANY_BODY)).encode() + b"\r\n\r\n" + _TOO_MANY_BODY
+)
+
 
 class _ContractErrorServer(web.Server):
+    #: Open client connections allowed at once (0: no cap); set by ProxyAppRunner.
+    max_connections: int = 0
+
     def __call__(self) -> RequestHandler:
         return _ContractErrorHandler(self, loop=self._loop, **self._kwargs)
 
 
 class ProxyAppRunner(web.AppRunner):
     """aiohttp's ``AppRunner``, whose connections answer unparsable requests with the
-    contract's JSON error (see :class:`_ContractErrorHandler`)."""
+    contract's JSON error (see :class:`_ContractErrorHandler`) and are capped in number
+    (``limits.max_connections``)."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # aiohttp builds the Server itself (Application._make_handler); only the connection
         # handler it creates differs, so the instance takes the subclass that creates ours.
         server.__class__ = _ContractErrorServer
+        config = self.app.get(CONFIG)
+        if config is not None:
+            server.max_connections = config.limits.max_connections  # type: ignore[attr-defined]
         return server
 
 

@@ -906,3 +906,24 @@ async def test_a_client_that_disconnects_mid_download_frees_the_upstream_connect
     writer.close()
     await wait_until(lambda: len(upstream_server.connections) == 0, within_s=2)
     await assert_still_serving(proxy, emulator)
+
+
+async def test_a_connection_over_the_cap_gets_503_overloaded_and_is_closed(
+    aiohttp_client: MakeClient,
+    emulator: Emulator,
+    redis_url: str,
+    key_prefix: str,
+    connected: StoredPair,
+) -> None:
+    config = proxy_config(emulator.url, redis_url, key_prefix, limits={"max_connections": 2})
+    proxy = await aiohttp_client(ProxyTestServer(create_app(config)))
+    held = [await asyncio.open_connection("127.0.0.1", proxy.port) for _ in range(2)]
+    await wait_until(lambda: len(proxy.server.runner.server.connections) == 2)  # type: ignore[union-attr]
+    exchange = await talk(proxy.port, b"GET /test/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_proxy_refused(exchange, status=503, code="overloaded")
+    assert exchange.only.header("Retry-After") == "1"
+    assert exchange.closed
+    for _, writer in held:
+        writer.close()
+    await wait_until(lambda: len(proxy.server.runner.server.connections) == 0)  # type: ignore[union-attr]
+    await assert_still_serving(proxy, emulator)
