@@ -209,6 +209,7 @@ async def test_a_slow_token_endpoint_still_gives_exactly_one_refresh(
     assert refreshes(emulator) == 1
     assert emulator.state.token_errors["invalid_grant"] == 0
     assert max(latencies) >= 2.0  # they really waited for the one slow refresh
+    print(f"\nslow token endpoint (2 s): slowest request {max(latencies) * 1000:.0f} ms")
 
 
 async def test_a_lock_shorter_than_the_refresh_is_kept_alive_and_one_refresh_happens(
