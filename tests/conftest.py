@@ -202,6 +202,32 @@ class ProxyTestServer(TestServer):
         return ProxyAppRunner(self.app, **kwargs)
 
 
+MakeProxy = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+def make_proxy(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    emulator: Emulator,
+    redis_url: str,
+    key_prefix: str,
+) -> MakeProxy:
+    """``await make_proxy(limits={...}, ...)``: a replica served the way ``serve`` serves it,
+    with overrides per config section; ``upstream_url`` and ``redis`` replace the emulator and
+    the test Redis (an unreachable one, say). Not connected unless the test asks for
+    ``connected``."""
+
+    async def make(
+        *, upstream_url: str | None = None, redis: str | None = None, **sections: dict[str, Any]
+    ) -> TestClient[web.Request, web.Application]:
+        config = proxy_config(
+            upstream_url or emulator.url, redis or redis_url, key_prefix, **sections
+        )
+        return await aiohttp_client(ProxyTestServer(create_app(config)))
+
+    return make
+
+
 @pytest.fixture
 async def proxy(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],

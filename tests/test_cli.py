@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -322,70 +323,54 @@ async def test_demo_starts_connected_and_serves_documents_without_redis() -> Non
         assert await asyncio.wait_for(process.wait(), 20) == 0
 
 
-async def test_the_emulator_command_serves_the_token_endpoint() -> None:
+@contextlib.asynccontextmanager
+async def emulator_command() -> AsyncIterator[str]:
+    """``pandadoc-proxy emulator`` as a process, as users run it in their CI; its base URL."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "emulator",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
-    )
+        sys.executable, "-m", "proxy", "emulator", "--port", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
     try:
         assert process.stderr is not None
         await read_until(process.stderr, b"PandaDoc emulator on")
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                f"http://127.0.0.1:{port}/oauth2/access_token",
-                data={
-                    "grant_type": "refresh_token",
-                    "refresh_token": "unknown",
-                    "client_id": "emulator-client",
-                    "client_secret": "emulator-secret",
-                },
-            ) as response,
-        ):
-            assert response.status == 400
-            assert (await response.json())["error"] == "invalid_grant"
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 20) == 0
+
+
+async def test_the_emulator_command_serves_the_token_endpoint() -> None:
+    async with (
+        emulator_command() as url,
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/oauth2/access_token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": "unknown",
+                "client_id": "emulator-client",
+                "client_secret": "emulator-secret",
+            },
+        ) as response,
+    ):
+        assert response.status == 400
+        assert (await response.json())["error"] == "invalid_grant"
 
 
 async def test_the_emulator_command_serves_many_requests_on_one_keep_alive_connection() -> None:
     # Regression: the access logger raised for apps without a replica id (the emulator's), and
     # aiohttp then dropped the connection after every response.
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "proxy",
-        "emulator",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
-    )
-    try:
-        assert process.stderr is not None
-        await read_until(process.stderr, b"PandaDoc emulator on")
-        connector = aiohttp.TCPConnector(limit=1)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            async with session.post(f"http://127.0.0.1:{port}/_emulator/tokens") as response:
-                token = (await response.json())["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            for _ in range(20):
-                async with session.post(
-                    f"http://127.0.0.1:{port}/test/upload", data=b"x" * 100_000, headers=headers
-                ) as response:
-                    assert response.status == 200
-                    await response.read()
-    finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), 20) == 0
+    async with (
+        emulator_command() as url,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session,
+    ):
+        async with session.post(f"{url}/_emulator/tokens") as response:
+            token = (await response.json())["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(20):
+            async with session.post(
+                f"{url}/test/upload", data=b"x" * 100_000, headers=headers
+            ) as response:
+                assert response.status == 200
+                await response.read()

@@ -28,9 +28,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Emulator, ProxyTestServer, proxy_config, wait_until
+from conftest import Emulator, MakeProxy, wait_until
 
-from proxy import create_app
 from proxy.emulator import EmulatorSettings, create_emulator_app
 from proxy.tokens import StoredPair
 
@@ -609,15 +608,8 @@ async def test_a_long_header_within_the_limits_is_forwarded_intact(proxy: Client
 
 
 @pytest.fixture
-async def small_limit_proxy(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
-) -> Client:
-    config = proxy_config(emulator.url, redis_url, key_prefix, limits={"max_body_bytes": 1000})
-    return await aiohttp_client(create_app(config))
+async def small_limit_proxy(make_proxy: MakeProxy, connected: StoredPair) -> Client:
+    return await make_proxy(limits={"max_body_bytes": 1000})
 
 
 async def test_a_chunked_body_over_the_limit_without_content_length_gets_413(
@@ -744,16 +736,9 @@ async def test_a_gzip_request_body_goes_upstream_as_sent(proxy: Client) -> None:
 
 
 @pytest.fixture
-async def impatient_proxy(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
-) -> Client:
+async def impatient_proxy(make_proxy: MakeProxy, connected: StoredPair) -> Client:
     """A replica that waits at most half a second for the next part of a request body."""
-    config = proxy_config(emulator.url, redis_url, key_prefix, limits={"body_timeout_s": 0.5})
-    return await aiohttp_client(ProxyTestServer(create_app(config)))
+    return await make_proxy(limits={"body_timeout_s": 0.5})
 
 
 async def test_a_chunk_error_arriving_after_the_headers_gets_an_answer(
@@ -795,17 +780,10 @@ async def test_a_client_that_stops_sending_its_body_gets_408_and_is_cut_off(
 
 @pytest.fixture
 async def prefixed_proxy(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
+    make_proxy: MakeProxy, emulator: Emulator, connected: StoredPair
 ) -> Client:
     """``upstream.base_url`` with a path: ``/test/echo`` plays ``https://gateway/pandadoc``."""
-    config = proxy_config(
-        emulator.url, redis_url, key_prefix, upstream={"base_url": f"{emulator.url}/test/echo"}
-    )
-    return await aiohttp_client(create_app(config))
+    return await make_proxy(upstream_url=f"{emulator.url}/test/echo")
 
 
 async def test_a_prefixed_base_url_gets_the_path_appended(
@@ -863,16 +841,9 @@ async def test_dot_segments_cannot_leave_the_base_url_prefix(
 
 
 @pytest.fixture
-async def strict_proxy(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
-) -> Client:
+async def strict_proxy(make_proxy: MakeProxy, connected: StoredPair) -> Client:
     """A replica that gives a connection half a second to send a complete request head."""
-    config = proxy_config(emulator.url, redis_url, key_prefix, limits={"header_timeout_s": 0.5})
-    return await aiohttp_client(ProxyTestServer(create_app(config)))
+    return await make_proxy(limits={"header_timeout_s": 0.5})
 
 
 async def test_a_client_that_sends_its_headers_too_slowly_is_disconnected(
@@ -909,14 +880,9 @@ async def test_a_client_that_disconnects_mid_download_frees_the_upstream_connect
 
 
 async def test_a_connection_over_the_cap_gets_503_overloaded_and_is_closed(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
+    make_proxy: MakeProxy, emulator: Emulator, connected: StoredPair
 ) -> None:
-    config = proxy_config(emulator.url, redis_url, key_prefix, limits={"max_connections": 2})
-    proxy = await aiohttp_client(ProxyTestServer(create_app(config)))
+    proxy = await make_proxy(limits={"max_connections": 2})
     held = [await asyncio.open_connection("127.0.0.1", proxy.port) for _ in range(2)]
     await wait_until(lambda: len(proxy.server.runner.server.connections) == 2)  # type: ignore[union-attr]
     exchange = await talk(proxy.port, b"GET /test/echo HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -11,9 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from conftest import Emulator, free_port, proxy_config, raw_exchange, wait_until
+from conftest import Emulator, MakeProxy, free_port, raw_exchange, wait_until
 
-from proxy import create_app
 from proxy.tokens import StoredPair
 
 Client = TestClient[web.Request, web.Application]
@@ -97,15 +96,8 @@ async def test_an_unknown_proxy_route_is_a_json_404_and_not_forwarded(
 
 
 @pytest.fixture
-async def small_limit_proxy(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
-) -> Client:
-    config = proxy_config(emulator.url, redis_url, key_prefix, limits={"max_body_bytes": 1000})
-    return await aiohttp_client(create_app(config))
+async def small_limit_proxy(make_proxy: MakeProxy, connected: StoredPair) -> Client:
+    return await make_proxy(limits={"max_body_bytes": 1000})
 
 
 async def test_a_declared_body_over_the_limit_gets_413(
@@ -140,34 +132,23 @@ async def test_a_body_exactly_at_the_limit_is_forwarded(small_limit_proxy: Clien
 
 
 async def test_an_unreachable_upstream_gets_502(
-    aiohttp_client: MakeClient, redis_url: str, key_prefix: str, connected: StoredPair
+    make_proxy: MakeProxy, connected: StoredPair
 ) -> None:
-    config = proxy_config(f"http://127.0.0.1:{free_port()}", redis_url, key_prefix)
-    proxy = await aiohttp_client(create_app(config))
+    proxy = await make_proxy(upstream_url=f"http://127.0.0.1:{free_port()}")
     await assert_proxy_error(await proxy.get("/public/v1/documents"), 502, "upstream_unreachable")
 
 
 async def test_an_upstream_slower_than_the_timeout_gets_504(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
+    make_proxy: MakeProxy, connected: StoredPair
 ) -> None:
-    config = proxy_config(emulator.url, redis_url, key_prefix, upstream={"timeout_s": 0.3})
-    proxy = await aiohttp_client(create_app(config))
+    proxy = await make_proxy(upstream={"timeout_s": 0.3})
     await assert_proxy_error(await proxy.get("/test/slow?delay=3"), 504, "upstream_timeout")
 
 
 async def test_a_streaming_body_keeps_flowing_beyond_the_header_timeout(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
+    make_proxy: MakeProxy, connected: StoredPair
 ) -> None:
-    config = proxy_config(emulator.url, redis_url, key_prefix, upstream={"timeout_s": 0.5})
-    proxy = await aiohttp_client(create_app(config))
+    proxy = await make_proxy(upstream={"timeout_s": 0.5})
     # Six chunks 0.2 s apart: 1.2 s in all, more than twice the timeout, never idle that long.
     response = await proxy.get("/test/slow-body?chunks=6&interval=0.2")
     assert response.status == 200
@@ -178,9 +159,9 @@ async def test_a_streaming_body_keeps_flowing_beyond_the_header_timeout(
 
 
 async def test_without_a_stored_token_requests_get_503_authorization_required(
-    aiohttp_client: MakeClient, config: Any, emulator: Emulator
+    make_proxy: MakeProxy, emulator: Emulator
 ) -> None:
-    proxy = await aiohttp_client(create_app(config))
+    proxy = await make_proxy()
     response = await proxy.get("/public/v1/documents")
     await assert_proxy_error(response, 503, "authorization_required")
     assert (await response.json())["authorize_url"] == "/_proxy/oauth/authorize"
@@ -188,10 +169,9 @@ async def test_without_a_stored_token_requests_get_503_authorization_required(
 
 
 async def test_with_redis_unreachable_and_no_token_held_requests_get_503(
-    aiohttp_client: MakeClient, emulator: Emulator, key_prefix: str
+    make_proxy: MakeProxy,
 ) -> None:
-    config = proxy_config(emulator.url, f"redis://127.0.0.1:{free_port()}/0", key_prefix)
-    proxy = await aiohttp_client(create_app(config))
+    proxy = await make_proxy(redis=f"redis://127.0.0.1:{free_port()}/0")
     await assert_proxy_error(
         await proxy.get("/public/v1/documents"), 503, "token_store_unavailable"
     )
@@ -223,14 +203,10 @@ async def raw_upstream() -> AsyncIterator[Callable[[bytes], Awaitable[str]]]:
 
 
 async def test_headers_aiohttp_would_invent_are_not_added_to_relayed_responses(
-    aiohttp_client: MakeClient,
-    raw_upstream: Any,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
+    make_proxy: MakeProxy, raw_upstream: Any, connected: StoredPair
 ) -> None:
     url = await raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Only: this\r\n\r\nhello")
-    proxy = await aiohttp_client(create_app(proxy_config(url, redis_url, key_prefix)))
+    proxy = await make_proxy(upstream_url=url)
     response = await proxy.get("/anything")
     assert await response.read() == b"hello"
     assert "Content-Type" not in response.headers
@@ -240,14 +216,10 @@ async def test_headers_aiohttp_would_invent_are_not_added_to_relayed_responses(
 
 
 async def test_an_upstream_that_dies_mid_body_truncates_the_clients_response(
-    aiohttp_client: MakeClient,
-    raw_upstream: Any,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
+    make_proxy: MakeProxy, raw_upstream: Any, connected: StoredPair
 ) -> None:
     url = await raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly-a-part")
-    proxy = await aiohttp_client(create_app(proxy_config(url, redis_url, key_prefix)))
+    proxy = await make_proxy(upstream_url=url)
     response = await proxy.get("/download")
     assert response.status == 200
     with pytest.raises(aiohttp.ClientPayloadError):
@@ -257,14 +229,10 @@ async def test_an_upstream_that_dies_mid_body_truncates_the_clients_response(
 
 
 async def test_a_malformed_upstream_response_gets_502(
-    aiohttp_client: MakeClient,
-    raw_upstream: Any,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
+    make_proxy: MakeProxy, raw_upstream: Any, connected: StoredPair
 ) -> None:
     url = await raw_upstream(b"this is not HTTP\r\n\r\n")
-    proxy = await aiohttp_client(create_app(proxy_config(url, redis_url, key_prefix)))
+    proxy = await make_proxy(upstream_url=url)
     await assert_proxy_error(await proxy.get("/x"), 502, "upstream_unreachable")
 
 
@@ -272,16 +240,9 @@ async def test_a_malformed_upstream_response_gets_502(
 
 
 async def test_over_the_concurrency_cap_requests_get_503_overloaded_at_once(
-    aiohttp_client: MakeClient,
-    emulator: Emulator,
-    redis_url: str,
-    key_prefix: str,
-    connected: StoredPair,
+    make_proxy: MakeProxy, emulator: Emulator, connected: StoredPair
 ) -> None:
-    config = proxy_config(
-        emulator.url, redis_url, key_prefix, limits={"max_concurrent_requests": 2}
-    )
-    proxy = await aiohttp_client(create_app(config))
+    proxy = await make_proxy(limits={"max_concurrent_requests": 2})
     slow = [asyncio.ensure_future(proxy.get("/test/slow?delay=1")) for _ in range(2)]
     await wait_until(lambda: emulator.state.api_requests >= 2)  # both are in flight
     refused = await proxy.get("/public/v1/documents")
