@@ -327,7 +327,12 @@ class ProxyProcess:
                 cwd=REPO,
             )
         replica = cls(process, port, log_path)
-        await replica.wait_until_healthy()
+        try:
+            await replica.wait_until_healthy()
+        except BaseException:
+            # Never leave a half-started replica running after the test that wanted it.
+            await replica.stop()
+            raise
         return replica
 
     async def wait_until_healthy(self, wait_s: float = 20.0) -> None:
