@@ -13,9 +13,7 @@ import dataclasses
 import logging
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -23,6 +21,7 @@ from aiohttp import web
 
 from .config import Config, ConfigError, ListenConfig, load_config
 from .emulator.options import add_emulator_arguments, settings_from_args
+from .moments import describe_moment
 
 __all__ = ["main"]
 
@@ -251,20 +250,7 @@ def _with_store(args: argparse.Namespace, action: Callable[[Config, Any], Awaita
 
 
 def _describe_time(epoch: float | None) -> str:
-    if epoch is None:
-        return "unknown"
-    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    delta = epoch - time.time()
-    if delta >= 0:
-        return f"{stamp} (in {_span(delta)})"
-    return f"{stamp} ({_span(-delta)} ago)"
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} seconds"
+    return describe_moment(epoch, decimals=1)
 
 
 def _token_status(args: argparse.Namespace) -> int:

@@ -7,32 +7,15 @@ token.
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
 from aiohttp import web
 
 from ..keys import CONFIG, REPLICA_ID, TOKENS
+from ..moments import describe_moment
 from ..tokens import StoredPair, TokenStoreError
 from ..tokens.model import authorization_state
 from .html import escape, html_page
 
 __all__ = ["status_page"]
-
-
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return "unknown"
-    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    delta = epoch - time.time()
-    span = abs(delta)
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if span >= size:
-            amount = f"{span / size:.0f} {unit}"
-            break
-    else:
-        amount = f"{span:.0f} seconds"
-    return f"{stamp} ({'in ' + amount if delta >= 0 else amount + ' ago'})"
 
 
 def _state(pair: StoredPair | None) -> tuple[str, str, str]:
@@ -57,7 +40,8 @@ def _state(pair: StoredPair | None) -> tuple[str, str, str]:
             "warn",
             "Refresh failing",
             f"The last refresh failed ({escape(pair.refresh_error or '')}, "
-            f"{escape(_when(pair.refresh_failed_at))}); the stored token is kept and retried.",
+            f"{escape(describe_moment(pair.refresh_failed_at))}); the stored token is kept and "
+            "retried.",
         )
     return "ok", "Connected", "Requests are forwarded with the stored token."
 
@@ -84,10 +68,10 @@ async def status_page(request: web.Request) -> web.Response:
     rows = [("Token store (Redis)", redis_row)]
     if pair is not None:
         rows += [
-            ("Access token expires", escape(_when(pair.expires_at))),
+            ("Access token expires", escape(describe_moment(pair.expires_at))),
             (
                 "Token obtained",
-                f"{escape(_when(pair.obtained_at))} by {escape(pair.obtained_by)}",
+                f"{escape(describe_moment(pair.obtained_at))} by {escape(pair.obtained_by)}",
             ),
         ]
     rows.append(("This replica", replica))

@@ -153,7 +153,8 @@ class TokenManager:
             self._fresh_until = self._clock() + _STORE_RETRY_S
             raise
         held = self._held
-        if held is not None and held.usable and _lost_by_the_store(pair, held):
+        # The store lost what this process holds: nothing stored, or an older pair of its lineage.
+        if held is not None and held.usable and (pair is None or pair.is_older_than(held)):
             pair = await self._write_back(held)
         if self._adoptions != adopted_before:
             # This process stored a pair while the read was in flight: the read may predate
@@ -183,10 +184,3 @@ class TokenManager:
             remember_secret(pair.access_token, pair.refresh_token)
         self._held = pair
         self._fresh_until = self._clock() + self._cache_s
-
-
-def _lost_by_the_store(stored: StoredPair | None, held: StoredPair) -> bool:
-    """The store has nothing, or an older pair of the held pair's own lineage."""
-    if stored is None:
-        return True
-    return bool(held.lineage) and stored.lineage == held.lineage and stored.version < held.version

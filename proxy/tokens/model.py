@@ -69,6 +69,14 @@ class StoredPair:
         """True unless the token endpoint has rejected this pair's refresh token for good."""
         return self.authorization_lost is None
 
+    def is_older_than(self, held: StoredPair) -> bool:
+        """Whether this (stored) pair is an ancestor of ``held``: same lineage, lower version.
+
+        Only a store that lost data (a failover to a replica that missed the last write) shows
+        an ancestor of a pair some replica holds; within one lineage versions only grow.
+        """
+        return bool(held.lineage) and self.lineage == held.lineage and self.version < held.version
+
     def seconds_left(self, now: float | None = None) -> float | None:
         if self.expires_at is None:
             return None

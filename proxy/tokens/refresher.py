@@ -150,7 +150,7 @@ class Refresher:
         started = time.monotonic()
         while True:
             current = await self._load()
-            if _older_of_same_lineage(current, rejected):
+            if current is not None and current.is_older_than(rejected):
                 # Redis failed over to a replica that had not seen the last write: the pair
                 # we hold is the newer one (and its refresh token the one still valid).
                 await _store_call(self._store.restore(rejected))
@@ -295,15 +295,6 @@ class Refresher:
         if current is None or not current.usable:
             raise AuthorizationRequired()
         return current if current.version != rejected.version else None
-
-
-def _older_of_same_lineage(stored: StoredPair | None, held: StoredPair) -> bool:
-    return (
-        stored is not None
-        and bool(held.lineage)
-        and stored.lineage == held.lineage
-        and stored.version < held.version
-    )
 
 
 async def _store_call(call: Awaitable[T]) -> T:

@@ -126,34 +126,36 @@ def _token_fields(access: str, refresh: str, cipher: PairCipher | None) -> dict[
 
 
 def _pair_from_fields(fields: dict[str, str], cipher: PairCipher | None = None) -> StoredPair:
-    access, refresh = fields.get("access_token", ""), fields.get("refresh_token", "")
-    if fields.get("cipher"):
-        if cipher is None:
-            raise TokenStoreError(
-                "the stored token pair is encrypted, but tokens.encryption_keys is not set"
-            )
-        access, refresh = cipher.decrypt(access), cipher.decrypt(refresh)
     try:
+        access, refresh = fields["access_token"], fields["refresh_token"]
+        if fields.get("cipher"):
+            if cipher is None:
+                raise TokenStoreError(
+                    "the stored token pair is encrypted, but tokens.encryption_keys is not set"
+                )
+            access, refresh = cipher.decrypt(access), cipher.decrypt(refresh)
         return StoredPair(
-            access_token=access or fields["access_token"],
-            refresh_token=refresh or fields["refresh_token"],
-            expires_at=float(fields["expires_at"]) if fields.get("expires_at") else None,
+            access_token=access,
+            refresh_token=refresh,
+            expires_at=_optional_float(fields, "expires_at"),
             version=int(fields["version"]),
             obtained_at=float(fields["obtained_at"]),
             obtained_by=fields.get("obtained_by", ""),
             lineage=fields.get("lineage", ""),
             authorization_lost=fields.get("authorization_lost") or None,
             refresh_error=fields.get("refresh_error") or None,
-            restored_at=float(fields["restored_at"]) if fields.get("restored_at") else None,
-            refresh_failed_at=float(fields["refresh_failed_at"])
-            if fields.get("refresh_failed_at")
-            else None,
+            refresh_failed_at=_optional_float(fields, "refresh_failed_at"),
+            restored_at=_optional_float(fields, "restored_at"),
         )
     except (KeyError, ValueError) as exc:
         # Name the field, never its value: the value may be a token.
         raise TokenStoreError(
             f"the stored token pair is malformed ({type(exc).__name__})"
         ) from None
+
+
+def _optional_float(fields: dict[str, str], name: str) -> float | None:
+    return float(fields[name]) if fields.get(name) else None
 
 
 # KEYS[1]: the pair hash. ARGV[1]: expected version, or -1 for an unconditional write.
