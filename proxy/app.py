@@ -8,60 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
-import re
 import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
 
 from .admin import add_admin_routes
 from .config import Config
-from .errors import NotFound, error_middleware
-from .forward import (
-    NO_AUTO_HEADERS,
-    ConcurrencyCap,
-    forward,
-    on_relayed_response_prepare,
-)
+from .deadlines import Deadlines
+from .errors import NotFound
+from .forward import NO_AUTO_HEADERS, ConcurrencyCap, PassThroughRequest, forward
 from .keys import (
     CLIENT_SESSION,
     CONCURRENCY,
     CONFIG,
+    DEADLINES,
     METRICS,
     REPLICA_ID,
-    REQUEST_ID,
-    REQUEST_ID_HEADER,
-    STARTED,
     TOKENS,
 )
 from .metrics import ProxyMetrics
-from .targets import origin_form_middleware
+from .middleware import request_middleware
 from .tokens import RedisTokenStore, TokenStore
 from .tokens.manager import TokenManager
 from .tokens.refresher import Refresher
 
 __all__ = ["create_app", "new_replica_id"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# A client's own request id is reused only if it is short and plain, so it cannot smuggle
-# anything into logs or headers.
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
-
-
-# A random prefix per process and a counter: unique across replicas (64 random bits), and far
-# cheaper per request than uuid4, which reads the OS's random source every time.
-_REQUEST_ID_PREFIX = os.urandom(8).hex()
-_request_counter = itertools.count(1)
-
-
-def _new_request_id() -> str:
-    return f"{_REQUEST_ID_PREFIX}{next(_request_counter):08x}"
 
 
 def new_replica_id() -> str:
@@ -73,7 +48,7 @@ def create_app(
 ) -> web.Application:
     """Build one replica. Without ``store``, tokens live in the Redis named by the config."""
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware, origin_form_middleware],
+        middlewares=[request_middleware],
         # Bodies are streamed and counted by the forwarder; this only guards read()/post().
         client_max_size=config.limits.max_body_bytes,
         handler_args={
@@ -92,10 +67,10 @@ def create_app(
     app[REPLICA_ID] = replica_id or new_replica_id()
     app[METRICS] = ProxyMetrics.create()
     app[CONCURRENCY] = ConcurrencyCap(config.limits.max_concurrent_requests)
+    app[DEADLINES] = Deadlines()
     app.cleanup_ctx.append(_client_session_ctx)
     app.cleanup_ctx.append(_token_store_ctx(store))
     app.cleanup_ctx.append(_proactive_refresh_ctx)
-    app.on_response_prepare.append(on_relayed_response_prepare)
 
     add_admin_routes(app)
     app.router.add_route("*", "/_proxy/{tail:.*}", _not_found)
@@ -105,28 +80,6 @@ def create_app(
 
 async def _not_found(request: web.Request) -> web.StreamResponse:
     raise NotFound(f"The proxy has no route {request.path}.")
-
-
-@web.middleware
-async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Gives each request its id and counts it; the outermost layer, so it sees every answer."""
-    client_id = request.headers.get(REQUEST_ID_HEADER, "")
-    request[REQUEST_ID] = (
-        client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else _new_request_id()
-    )
-    request[STARTED] = time.perf_counter()
-    metrics = request.app[METRICS]
-    metrics.in_flight.inc()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
-        return response
-    finally:
-        metrics.in_flight.dec()
-        metrics.count_request(request.method, status)
 
 
 async def _client_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -139,9 +92,9 @@ async def _client_session_ctx(app: web.Application) -> AsyncIterator[None]:
         cookie_jar=aiohttp.DummyCookieJar(),
         # Bodies pass through encoded, exactly as PandaDoc sent them.
         auto_decompress=False,
-        # The proxy adds none of these of its own (contract 4). Set once for the session:
-        # per request, aiohttp would recompute the whole set each time.
+        # The proxy adds none of these of its own (contract 4); see PassThroughRequest.
         skip_auto_headers=NO_AUTO_HEADERS,
+        request_class=PassThroughRequest,
         timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=upstream.connect_timeout_s, sock_read=upstream.timeout_s
         ),

@@ -61,6 +61,10 @@ class RequestBody:
             self._spool = None
 
 
+#: The body of every request that has none (most of them): shared, as nothing changes it.
+EMPTY_BODY = RequestBody(b"")
+
+
 async def read_body(
     request: web.Request, *, max_bytes: int, memory_bytes: int, idle_timeout_s: float
 ) -> RequestBody:
@@ -72,10 +76,10 @@ async def read_body(
     when aiohttp's parser drops a broken chunk that arrives after the headers (it stops
     feeding the body without failing it).
     """
+    if not request.body_exists:
+        return EMPTY_BODY
     if request.content_length is not None and request.content_length > max_bytes:
         raise BodyTooLarge(f"The request body is larger than {max_bytes} bytes.")
-    if not request.body_exists:
-        return RequestBody(b"")
 
     buffer = bytearray()
     spool: IO[bytes] | None = None

@@ -1,7 +1,8 @@
 """The errors the proxy itself answers with (contract section 6), rendered in one place.
 
 Every error is a :class:`ProxyError` subclass that knows its status and contract code. Code
-anywhere below a handler raises one; :func:`error_middleware` turns it into the JSON body
+anywhere below a handler raises one; :func:`answer_error` (called by the request middleware,
+``middleware.py``) turns it into the JSON body
 ``{"error": CODE, "message": TEXT}`` with the ``X-Proxy-Error: CODE`` header, so a client can
 tell the proxy's own answers from PandaDoc's. Messages are written for people and never carry a
 token or a secret.
@@ -31,7 +32,8 @@ __all__ = [
     "TokenStoreUnavailable",
     "UpstreamTimeout",
     "UpstreamUnreachable",
-    "error_middleware",
+    "answer_error",
+    "answer_http_exception",
     "error_response",
 ]
 
@@ -163,35 +165,30 @@ def error_response(error: ProxyError, request_id: str | None = None) -> web.Resp
     return response
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Render :class:`ProxyError` as the contract's JSON error; the only place that does."""
-    try:
-        response: web.StreamResponse = await handler(request)
-        return response
-    except ProxyError as error:
-        request.app[METRICS].proxy_errors.labels(error.code).inc()
-        if error.status >= 500:
-            log.warning(
-                "proxy error",
-                extra={"event": "proxy_error", "code": error.code, "detail": error.message},
-            )
-        response = error_response(error, request.get(REQUEST_ID))
-        if error.close_connection:
-            # Sent now, then the connection is closed: aiohttp would otherwise keep reading
-            # ("lingering") the rest of a body whose sender is the problem.
-            response.force_close()
-            await response.prepare(request)
-            await response.write_eof()
-            if request.transport is not None:
-                request.transport.close()
-        return response
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        # aiohttp's own refusals on the proxy's routes (405, say) get the same JSON shape.
-        code = exc.reason.lower().replace(" ", "_")
-        return error_response(_HTTPError(exc.status, code, exc.reason), request.get(REQUEST_ID))
+async def answer_error(request: web.Request, error: ProxyError) -> web.StreamResponse:
+    """The contract's JSON answer for ``error``; the only place that renders one."""
+    request.app[METRICS].proxy_errors.labels(error.code).inc()
+    if error.status >= 500:
+        log.warning(
+            "proxy error",
+            extra={"event": "proxy_error", "code": error.code, "detail": error.message},
+        )
+    response = error_response(error, request.get(REQUEST_ID))
+    if error.close_connection:
+        # Sent now, then the connection is closed: aiohttp would otherwise keep reading
+        # ("lingering") the rest of a body whose sender is the problem.
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        if request.transport is not None:
+            request.transport.close()
+    return response
+
+
+def answer_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals on the proxy's routes (405, say), in the same JSON shape."""
+    code = exc.reason.lower().replace(" ", "_")
+    return error_response(_HTTPError(exc.status, code, exc.reason), request.get(REQUEST_ID))
 
 
 class _HTTPError(ProxyError):

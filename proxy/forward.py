@@ -24,7 +24,6 @@ shortened one that looks complete.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -42,6 +41,7 @@ from .keys import (
     CLIENT_SESSION,
     CONCURRENCY,
     CONFIG,
+    DEADLINES,
     METRICS,
     REPLAYED,
     REQUEST_ID,
@@ -50,13 +50,7 @@ from .keys import (
     UPSTREAM_SECONDS,
 )
 
-__all__ = [
-    "NO_AUTO_HEADERS",
-    "UPSTREAM_HEADER_NAMES",
-    "ConcurrencyCap",
-    "forward",
-    "on_relayed_response_prepare",
-]
+__all__ = ["NO_AUTO_HEADERS", "ConcurrencyCap", "PassThroughRequest", "RelayedResponse", "forward"]
 
 log = logging.getLogger("pandadoc_proxy.forward")
 
@@ -66,9 +60,22 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 
 #: Headers aiohttp's client would add on its own; the proxy adds none of them (contract 4).
 NO_AUTO_HEADERS = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+_NO_AUTO_HEADERS: CIMultiDict[None] = CIMultiDict((name, None) for name in NO_AUTO_HEADERS)
 
-#: The header names PandaDoc sent, kept on the relayed response for strip_server_defaults.
-UPSTREAM_HEADER_NAMES: web.ResponseKey[frozenset[str]] = web.ResponseKey("upstream_header_names")
+
+class PassThroughRequest(aiohttp.ClientRequest):
+    """aiohttp's client request, adding none of :data:`NO_AUTO_HEADERS` of its own.
+
+    ``skip_auto_headers=NO_AUTO_HEADERS`` on the session means the same, but aiohttp then
+    rebuilds a sorted multidict of those names and a copy of the request's headers for every
+    request. This installs one shared, never-modified multidict instead; aiohttp reads
+    ``_skip_auto_headers`` only for membership tests (client_reqrep.py). The forwarding tests
+    check that none of these headers is added.
+    """
+
+    def update_auto_headers(self, skip_auto_headers: object) -> None:
+        self._skip_auto_headers = _NO_AUTO_HEADERS
+
 
 _CHUNK = 64 * 1024
 
@@ -124,6 +131,8 @@ async def _send_with_token(
     tokens = request.app[TOKENS]
     pair = await tokens.current()
     upstream = await _send(request, body, f"Bearer {pair.access_token}", config)
+    if upstream.status != 401 and upstream.status != 403:
+        return upstream, None
     rejected, prefetched = await _token_rejected(upstream, config)
     if not rejected:
         return upstream, prefetched
@@ -189,7 +198,7 @@ async def _send(
     finally:
         waited = time.perf_counter() - started
         request[UPSTREAM_SECONDS] = request.get(UPSTREAM_SECONDS, 0.0) + waited
-        request.app[METRICS].upstream_seconds.observe(waited)
+        request.app[METRICS].requests.upstream_seconds.observe(waited)
 
 
 async def _send_attempts(
@@ -201,11 +210,12 @@ async def _send_attempts(
     config: Config,
     attempts: int,
 ) -> aiohttp.ClientResponse:
+    deadlines = request.app[DEADLINES]
     for attempt in range(1, attempts + 1):
         try:
             # The deadline covers connecting, sending and waiting for the response headers;
             # the body that follows is bounded by the session's sock_read (idle) timeout only.
-            async with asyncio.timeout(config.upstream.timeout_s):
+            with deadlines.within(config.upstream.timeout_s):
                 return await session.request(
                     request.method,
                     url,
@@ -242,15 +252,42 @@ def _describe(exc: BaseException) -> str:
     return f"Connection to PandaDoc failed ({type(exc).__name__})."
 
 
+class RelayedResponse(web.StreamResponse):
+    """A response relayed from PandaDoc, without the headers aiohttp's server would invent.
+
+    ``Content-Type``, ``Server`` and ``Date`` reach the client only if PandaDoc sent them;
+    aiohttp's ``_prepare_headers`` (web_response.py) would otherwise add
+    ``application/octet-stream``, its own ``Server`` and a ``Date``. The proxy's own answers
+    (errors, admin pages) keep aiohttp's defaults.
+
+    Done by extending ``_prepare_headers`` rather than in an ``on_response_prepare`` signal
+    handler: a signal runs for every response and costs a dispatch per request; this costs
+    three lookups. The header tests check each of the three.
+    """
+
+    def __init__(self, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> None:
+        super().__init__(status=upstream.status, reason=upstream.reason, headers=headers)
+        sent = upstream.headers
+        self._not_sent = [name for name in _SERVER_DEFAULTS if name not in sent]
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        for name in self._not_sent:
+            self.headers.popall(name, None)
+
+
+_SERVER_DEFAULTS = ("Content-Type", "Server", "Date")
+
+
 async def _relay(
     request: web.Request, upstream: aiohttp.ClientResponse, prefetched: bytes | None = None
 ) -> web.StreamResponse:
-    response = web.StreamResponse(
-        status=upstream.status,
-        reason=upstream.reason,
-        headers=downstream_headers(upstream.headers, request_id=request[REQUEST_ID]),
+    response = RelayedResponse(
+        upstream, downstream_headers(upstream.headers, request_id=request[REQUEST_ID])
     )
-    response[UPSTREAM_HEADER_NAMES] = frozenset(name.lower() for name in upstream.headers)
+    # What the proxy added before these headers go out: the whole wait less PandaDoc's part.
+    added = time.perf_counter() - request[STARTED] - request.get(UPSTREAM_SECONDS, 0.0)
+    request.app[METRICS].requests.proxy_added_seconds.observe(max(added, 0.0))
     try:
         await response.prepare(request)
     except ValueError:
@@ -277,23 +314,3 @@ async def _relay(
         return response
     await response.write_eof()
     return response
-
-
-async def on_relayed_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``, for relayed responses only (PandaDoc's, not the proxy's own).
-
-    Undoes the headers aiohttp's server adds on its own: ``Content-Type``, ``Server`` and
-    ``Date`` reach the client only if PandaDoc sent them; aiohttp would otherwise invent
-    ``application/octet-stream`` and its own ``Server`` (``web_response.py``,
-    ``_prepare_headers``). Then records the latency the proxy added before these headers.
-    """
-    sent = response.get(UPSTREAM_HEADER_NAMES)
-    if sent is None:
-        return
-    for name in ("Content-Type", "Server", "Date"):
-        if name.lower() not in sent:
-            response.headers.popall(name, None)
-    if STARTED in request:
-        total = time.perf_counter() - request[STARTED]
-        added = total - request.get(UPSTREAM_SECONDS, 0.0)
-        request.app[METRICS].proxy_added_seconds.observe(max(added, 0.0))

@@ -13,6 +13,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .config import Config
+    from .deadlines import Deadlines
     from .forward import ConcurrencyCap
     from .metrics import ProxyMetrics
     from .tokens.manager import TokenManager
@@ -21,6 +22,7 @@ __all__ = [
     "CLIENT_SESSION",
     "CONCURRENCY",
     "CONFIG",
+    "DEADLINES",
     "METRICS",
     "REPLAYED",
     "REPLICA_ID",
@@ -39,6 +41,8 @@ CLIENT_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("client_session")
 TOKENS: web.AppKey[TokenManager] = web.AppKey("tokens")
 CONCURRENCY: web.AppKey[ConcurrencyCap] = web.AppKey("concurrency")
 METRICS: web.AppKey[ProxyMetrics] = web.AppKey("metrics")
+#: The deadlines of requests waiting for PandaDoc's response headers.
+DEADLINES: web.AppKey[Deadlines] = web.AppKey("deadlines")
 #: Names this process in logs and in the token store ("who refreshed last").
 REPLICA_ID: web.AppKey[str] = web.AppKey("replica_id", str)
 

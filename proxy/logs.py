@@ -9,20 +9,24 @@ every token the process has held, and anything shaped like a credential are mask
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .config import LoggingConfig
 from .keys import REPLAYED, REPLICA_ID, REQUEST_ID, STARTED, UPSTREAM_SECONDS
+from .log_writer import LineWriter
 
 __all__ = ["AccessLogger", "configure_logging", "redact", "remember_secret"]
 
@@ -39,31 +43,83 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            **_extras(record),
-        }
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["exception"] = self.formatException(record.exc_info)
+_stamp_second = -1
+_stamp_prefix = ""
+
+
+def _utc_stamp(created: float) -> str:
+    """ISO 8601 in UTC with milliseconds; the part up to the second is computed once a second."""
+    global _stamp_second, _stamp_prefix
+    second = int(created)
+    if second != _stamp_second:
+        _stamp_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _stamp_second = second
+    return f"{_stamp_prefix}.{int((created - second) * 1000):03d}Z"
+
+
+def json_line(
+    created: float,
+    level: str,
+    logger: str,
+    message: str,
+    fields: dict[str, Any],
+    exception: str | None = None,
+) -> str:
+    entry: dict[str, Any] = {
+        "ts": _utc_stamp(created),
+        "level": level,
+        "logger": logger,
+        "message": message,
+        **fields,
+    }
+    if exception:
+        entry["exception"] = exception
+    try:
+        return orjson.dumps(entry, default=str).decode()
+    except orjson.JSONEncodeError:
+        # Text orjson refuses (a lone surrogate, from undecodable bytes): the standard
+        # library escapes it instead.
         return json.dumps(entry, default=str)
 
 
-class TextFormatter(logging.Formatter):
+def text_line(
+    created: float,
+    level: str,
+    logger: str,
+    message: str,
+    fields: dict[str, Any],
+    exception: str | None = None,
+) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(created))
+    line = f"{stamp} {level.upper():<7} {message}"
+    if fields:
+        line = line + "  " + " ".join(f"{k}={v}" for k, v in fields.items())
+    if exception:
+        line = f"{line}\n{exception}"
+    return line
+
+
+class _LineFormatter(logging.Formatter):
+    """A ``logging`` formatter over one of the line functions above, redacting the result."""
+
+    def __init__(self, line: Callable[..., str]) -> None:
+        super().__init__()
+        self._line = line
+
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        fields = " ".join(f"{k}={v}" for k, v in _extras(record).items())
-        line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
-        if fields:
-            line = f"{line}  {fields}"
+        exception = None
         if record.exc_info and record.exc_info[0] is not None:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
-        return line
+            exception = self.formatException(record.exc_info)
+        return redact(
+            self._line(
+                record.created,
+                record.levelname.lower(),
+                record.name,
+                record.getMessage(),
+                _extras(record),
+                exception,
+            )
+        )
 
 
 _MASK = "[redacted]"
@@ -103,6 +159,7 @@ def remember_secret(*values: str) -> None:
     if added:
         longest_first = sorted(_known_secrets, key=len, reverse=True)
         _known_pattern = re.compile("|".join(re.escape(secret) for secret in longest_first))
+        _redact_path.cache_clear()
 
 
 def redact(text: str) -> str:
@@ -114,56 +171,90 @@ def redact(text: str) -> str:
     return text
 
 
-class _Redacting(logging.Formatter):
-    def __init__(self, inner: logging.Formatter) -> None:
-        super().__init__()
-        self._inner = inner
+@functools.lru_cache(maxsize=4096)
+def _redact_path(path: str) -> str:
+    """``redact()`` for access-log paths, which repeat: the same few endpoints over and over.
+    Emptied whenever the set of secrets changes."""
+    return redact(path)
 
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(self._inner.format(record))
+
+class _WriterHandler(logging.Handler):
+    """Hands finished lines to the :class:`LineWriter` instead of writing them itself."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.write(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+#: Set by configure_logging: the access log's short cut past ``logging`` (see AccessLogger).
+_access_sink: Callable[[str, dict[str, Any]], None] | None = None
 
 
 def configure_logging(config: LoggingConfig, secrets: tuple[str, ...] = ()) -> None:
+    """Send every log line, redacted, to stderr through a :class:`LineWriter` (off the loop)."""
+    global _access_sink
     remember_secret(*secrets)
-    handler = logging.StreamHandler(sys.stderr)
-    inner = JsonFormatter() if config.format == "json" else TextFormatter()
-    handler.setFormatter(_Redacting(inner))
+    line = json_line if config.format == "json" else text_line
+    writer = LineWriter(sys.stderr)
+    handler = _WriterHandler(writer)
+    handler.setFormatter(_LineFormatter(line))
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, _WriterHandler):
+            old._writer.close()
     root.handlers[:] = [handler]
     root.setLevel(config.level.upper())
     # aiohttp's own access logger would log the query string and the client's headers.
     logging.getLogger("aiohttp.access").disabled = True
 
+    def access_sink(message: str, fields: dict[str, Any]) -> None:
+        # Only the path comes from the client; everything else in an access line is the
+        # proxy's own (a validated request id, numbers), so only the path needs redacting.
+        fields["path"] = _redact_path(fields["path"])
+        writer.write(line(time.time(), "info", ACCESS_LOGGER, message, fields))
+
+    access_on = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+    _access_sink = access_sink if access_on else None
+
 
 class AccessLogger(AbstractAccessLogger):
-    """One line per request: id, method, path without the query string, status, time."""
+    """One line per request: id, method, path without the query string, status, time.
+
+    Under ``serve`` the line is built and queued directly (``_access_sink``): a ``LogRecord``,
+    the logger hierarchy and the formatter's generic field handling cost more than the rest of
+    the line, once per request. Elsewhere (tests, embedding) it goes through ``logging``.
+    """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status,
-            extra={
-                "event": "access",
-                "request_id": request.get(REQUEST_ID, ""),
-                "method": request.method,
-                "path": request.path,
-                "status": response.status,
-                # Our own clock when we have it: aiohttp measures with the loop's, which under
-                # uvloop ticks in whole milliseconds.
-                "duration_ms": round(
-                    (perf_counter() - request[STARTED] if STARTED in request else time) * 1000,
-                    2,
-                ),
-                "upstream_ms": round(request.get(UPSTREAM_SECONDS, 0.0) * 1000, 2),
-                "replayed": request.get(REPLAYED, False),
-                # .get: the emulator's app, served the same way, has no replica id.
-                "replica": request.app.get(REPLICA_ID, "")
-                if isinstance(request, web.Request)
-                else "",
-            },
-        )
+        path = request.path
+        status = response.status
+        fields = {
+            "event": "access",
+            "request_id": request.get(REQUEST_ID, ""),
+            "method": request.method,
+            "path": path,
+            "status": status,
+            # Our own clock when we have it: aiohttp measures with the loop's, which under
+            # uvloop ticks in whole milliseconds.
+            "duration_ms": round(
+                (perf_counter() - request[STARTED] if STARTED in request else time) * 1000, 2
+            ),
+            "upstream_ms": round(request.get(UPSTREAM_SECONDS, 0.0) * 1000, 2),
+            "replayed": request.get(REPLAYED, False),
+            # .get: the emulator's app, served the same way, has no replica id.
+            "replica": request.app.get(REPLICA_ID, "") if isinstance(request, web.Request) else "",
+        }
+        sink = _access_sink
+        if sink is not None:
+            sink(f"{request.method} {path} {status}", fields)
+        else:
+            self.logger.info("%s %s %s", request.method, path, status, extra=fields)
 
     @property
     def enabled(self) -> bool:

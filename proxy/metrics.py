@@ -3,14 +3,20 @@
 A registry per app (rather than prometheus-client's global one) lets several apps live in one
 process, as they do in the tests and in ``demo``. Labels never carry raw paths, whose number is
 unbounded: requests are counted by method and status class only.
+
+The figures every request updates (:class:`RequestMetrics`) are plain numbers, exposed by a
+custom collector at scrape time: prometheus-client takes a thread lock per increment and per
+histogram observation, five of them per request, which cost more than the counting. Only the
+event loop's thread writes them, and scrapes run on that thread too, so no lock is needed.
+The rare ones (refreshes, errors, lock waits) stay prometheus-client objects.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,65 +25,121 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 from .tokens import StoredPair
 from .tokens.model import AUTHORIZATION_STATES, authorization_state
 
-__all__ = ["ProxyMetrics", "status_class"]
+__all__ = ["LockFreeHistogram", "ProxyMetrics", "RequestMetrics"]
 
 # The *_created series double every counter's output and say nothing an operator needs.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
+# Clients may send any token as a method: others are counted as OTHER, to keep the label set
+# bounded.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def status_class(status: int) -> str:
-    return f"{status // 100}xx"
+class LockFreeHistogram:
+    """A histogram as counts per bucket; written by one thread only (see the module doc)."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # The last one is +Inf.
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # Prometheus buckets are "less than or equal": the first bound >= value.
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        cumulative = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            cumulative.append((_le(bound), running))
+        return HistogramMetricFamily(name, documentation, buckets=cumulative, sum_value=self.total)
 
 
-def method_label(method: str) -> str:
-    # Clients may send any token as a method; keep the label set bounded.
-    return method if method in _KNOWN_METHODS else "OTHER"
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+# prometheus-client's default buckets, as its Histogram had them.
+_DEFAULT_BUCKETS = Histogram.DEFAULT_BUCKETS[:-1]
+_ADDED_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10)
+
+
+class RequestMetrics(Collector):
+    """What every request updates: requests by method and status class, in flight, latencies."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._requests: dict[tuple[str, int], int] = {}
+        #: From sending a request to PandaDoc to its response headers.
+        self.upstream_seconds = LockFreeHistogram(_DEFAULT_BUCKETS)
+        #: The wait before a response's headers go out, less PandaDoc's part of it.
+        self.proxy_added_seconds = LockFreeHistogram(_ADDED_BUCKETS)
+
+    def count_request(self, method: str, status: int) -> None:
+        key = (method if method in _KNOWN_METHODS else "OTHER", status // 100)
+        self._requests[key] = self._requests.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "pandadoc_proxy_requests",
+            "Forwarded requests, by method and response status class.",
+            labels=["method", "status_class"],
+        )
+        for (method, status_hundreds), count in sorted(self._requests.items()):
+            requests.add_metric([method, f"{status_hundreds}xx"], count)
+        yield requests
+        yield GaugeMetricFamily(
+            "pandadoc_proxy_in_flight_requests",
+            "Requests being forwarded right now.",
+            value=self.in_flight,
+        )
+        yield self.upstream_seconds.family(
+            "pandadoc_proxy_upstream_seconds",
+            "Time from sending a request to PandaDoc to its response headers.",
+        )
+        yield self.proxy_added_seconds.family(
+            "pandadoc_proxy_added_seconds",
+            "Time the proxy adds before a response's headers go out: the whole wait minus "
+            "PandaDoc's own time to headers (includes refreshes and replays).",
+        )
 
 
 @dataclass(frozen=True)
 class ProxyMetrics:
-    # Looked up on every request: the labelled children are cached (see count_request).
     registry: CollectorRegistry
-    requests: Counter
-    in_flight: Gauge
-    upstream_seconds: Histogram
+    #: The hot path's figures (see RequestMetrics).
+    requests: RequestMetrics
     proxy_errors: Counter
     replays: Counter
     refreshes: Counter
-    proxy_added_seconds: Histogram
     lock_wait_seconds: Histogram
     redis_errors: Counter
     token_expires_in: Gauge
     authorization_state: Gauge
-    _request_children: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> ProxyMetrics:
         registry = CollectorRegistry(auto_describe=True)
+        requests = RequestMetrics()
+        registry.register(requests)
         return cls(
             registry=registry,
-            requests=Counter(
-                "pandadoc_proxy_requests",
-                "Forwarded requests, by method and response status class.",
-                ["method", "status_class"],
-                registry=registry,
-            ),
-            in_flight=Gauge(
-                "pandadoc_proxy_in_flight_requests",
-                "Requests being forwarded right now.",
-                registry=registry,
-            ),
-            upstream_seconds=Histogram(
-                "pandadoc_proxy_upstream_seconds",
-                "Time from sending a request to PandaDoc to its response headers.",
-                registry=registry,
-            ),
+            requests=requests,
             proxy_errors=Counter(
                 "pandadoc_proxy_errors",
                 "Answers the proxy gave on its own behalf, by contract error code.",
@@ -94,13 +156,6 @@ class ProxyMetrics:
                 "Token refreshes this replica attempted, by outcome (ok, failed, rejected, "
                 "fenced) and trigger (rejected: PandaDoc refused a token; proactive; manual).",
                 ["outcome", "trigger"],
-                registry=registry,
-            ),
-            proxy_added_seconds=Histogram(
-                "pandadoc_proxy_added_seconds",
-                "Time the proxy adds before a response's headers go out: the whole wait minus "
-                "PandaDoc's own time to headers (includes refreshes and replays).",
-                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10),
                 registry=registry,
             ),
             lock_wait_seconds=Histogram(
@@ -126,15 +181,6 @@ class ProxyMetrics:
                 registry=registry,
             ),
         )
-
-    def count_request(self, method: str, status: int) -> None:
-        """``requests.labels(...).inc()``, with the labelled child looked up once per pair."""
-        key = (method, status // 100)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self.requests.labels(method_label(method), status_class(status))
-            self._request_children[key] = child
-        child.inc()
 
     def watch_tokens(self, held: Callable[[], StoredPair | None]) -> None:
         """Compute the token gauges at scrape time from what ``held()`` returns."""

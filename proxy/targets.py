@@ -9,7 +9,6 @@ contract's 400 ``bad_request``: the proxy never sends a request anywhere but
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 import aiohttp
@@ -18,13 +17,10 @@ from aiohttp import web
 from .errors import BadRequest
 from .headers import transfer_codings
 
-__all__ = ["check_target", "origin_form_middleware"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["check_request", "check_target"]
 
 
-@web.middleware
-async def origin_form_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_request(request: web.BaseRequest) -> None:
     """Refuse every request target but origin-form (``/path?query``), before any routing.
 
     An absolute-form target (``GET http://elsewhere/ HTTP/1.1``) would otherwise be routed by
@@ -38,14 +34,17 @@ async def origin_form_middleware(request: web.Request, handler: Handler) -> web.
     """
     if request.method == "CONNECT":
         raise BadRequest("CONNECT is not supported: this is a reverse proxy for PandaDoc.")
-    if not request.raw_path.startswith("/"):
+    raw_path = request.raw_path
+    if not raw_path.startswith("/"):
         raise BadRequest("Only origin-form request targets (/path?query) are accepted.")
     if request.version not in _HTTP_1:
         raise BadRequest("Only HTTP/1.0 and HTTP/1.1 requests are accepted.")
-    check_target(request.raw_path)
-    if transfer_codings(request.headers) not in ([], ["chunked"]):
+    check_target(raw_path)
+    if "Transfer-Encoding" in request.headers and transfer_codings(request.headers) not in (
+        [],
+        ["chunked"],
+    ):
         raise BadRequest("Transfer-Encoding other than chunked is not supported.")
-    return await handler(request)
 
 
 _HTTP_1 = (aiohttp.HttpVersion10, aiohttp.HttpVersion11)
@@ -80,6 +79,8 @@ def check_target(raw_target: str) -> None:
     if "#" in raw_target:
         raise BadRequest("A request target cannot carry a fragment (#...).")
     path = raw_target.partition("?")[0]
+    if "%" not in path and "." not in path:
+        return  # Nothing left that could be an escape or a dot-segment: most paths.
     if _BROKEN_ESCAPE.search(path) or _ENCODED_CONTROL.search(path):
         raise BadRequest(
             "The request path has an invalid percent-escape: % must be followed by two hex "

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import REPO, Emulator, ProxyProcess, free_port, proxy_config, write_config
+from conftest import REPO, Emulator, ProxyProcess, free_port, proxy_config, wait_until, write_config
 
 from proxy.config import Config
 from proxy.tokens import RedisTokenStore, StoredPair
@@ -147,7 +147,10 @@ async def test_serve_with_workers_runs_that_many_replicas_on_one_port_and_stops_
 ) -> None:
     replica = await ProxyProcess.start(config_file, workers=2)
     seen: set[str] = set()
-    for _ in range(60):  # new connections each time: the kernel spreads them over the workers
+
+    async def both_workers_answered() -> bool:
+        # A new connection each time: the kernel spreads them over the workers. The first
+        # worker to be ready may answer alone for a while, until the second one listens.
         async with (
             aiohttp.ClientSession() as session,
             session.get(f"{replica.url}/_proxy/") as response,
@@ -155,9 +158,9 @@ async def test_serve_with_workers_runs_that_many_replicas_on_one_port_and_stops_
             page = await response.text()
             seen.add(page.split("This replica</th><td>")[1].split("<")[0])
             assert response.status == 200
-        if len(seen) == 2:
-            break
-    assert len(seen) == 2
+        return len(seen) == 2
+
+    await wait_until(both_workers_answered, within_s=20)
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{replica.url}/public/v1/documents") as response,

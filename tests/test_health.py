@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from conftest import Emulator, free_port, proxy_config
+from conftest import Emulator, free_port, proxy_config, wait_until
 
 from proxy import create_app
+from proxy.metrics import LockFreeHistogram
 from proxy.tokens import StoredPair
 
 Client = TestClient[web.Request, web.Application]
@@ -81,3 +83,28 @@ async def test_metrics_time_pandadoc_and_the_proxys_own_share_of_each_request(
     assert "pandadoc_proxy_upstream_seconds_count 1.0" in text
     assert "pandadoc_proxy_added_seconds_count 1.0" in text
     assert 'pandadoc_proxy_authorization_state{state="connected"} 1.0' in text
+
+
+def test_a_latency_on_a_bucket_bound_counts_in_that_bucket() -> None:
+    histogram = LockFreeHistogram((0.1, 1.0))
+    for value in (0.1, 0.5, 1.0, 3.0):
+        histogram.observe(value)
+    family = histogram.family("h", "help")
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name == "h_bucket"}
+    assert buckets == {"0.1": 1, "1.0": 3, "+Inf": 4}
+    assert [s.value for s in family.samples if s.name == "h_sum"] == [4.6]
+
+
+async def test_metrics_show_a_request_in_flight_while_pandadoc_works_on_it(
+    proxy: Client,
+) -> None:
+    slow = asyncio.create_task(proxy.get("/test/slow?delay=1"))
+
+    async def in_flight() -> bool:
+        text = await (await proxy.get("/_proxy/metrics")).text()
+        return "pandadoc_proxy_in_flight_requests 2.0" in text  # The slow one and the scrape.
+
+    await wait_until(in_flight)
+    assert (await slow).status == 200
+    text = await (await proxy.get("/_proxy/metrics")).text()
+    assert "pandadoc_proxy_in_flight_requests 1.0" in text  # Only the scrape itself.

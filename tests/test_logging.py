@@ -15,7 +15,7 @@ import pytest
 from conftest import Emulator, ProxyProcess, free_port, proxy_config, wait_until
 
 from proxy.config import Config
-from proxy.logs import redact, remember_secret
+from proxy.logs import json_line, redact, remember_secret
 from proxy.tokens import RedisTokenStore, StoredPair
 
 Spawn = Callable[..., Awaitable[ProxyProcess]]
@@ -166,3 +166,9 @@ async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(
             async with session.get(f"{replica.url}/_proxy/health") as late:
                 await late.read()
     assert await replica.process.wait() == 0
+
+
+def test_a_line_the_fast_encoder_refuses_is_still_written() -> None:
+    # orjson refuses lone surrogates (undecodable bytes); the standard library escapes them.
+    line = json_line(0.0, "info", "pandadoc_proxy.access", "GET", {"path": "/a\udcffb"})
+    assert json.loads(line)["path"] == "/a\udcffb"
