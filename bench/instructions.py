@@ -10,6 +10,7 @@ per request of each and their ratio.
 
     .venv/bin/python bench/instructions.py                 # about a minute
     .venv/bin/python bench/instructions.py --requests 2000
+    .venv/bin/python bench/instructions.py --no-access-log  # what the access log costs
 
 Needs valgrind (``apt-get install valgrind``) and redis-server. The upstream runs natively.
 Instructions are not time (a cache miss or a system call counts as little), so this is a
@@ -117,6 +118,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="run ours without its access log"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("redis-server") is None:
         print("needs valgrind and redis-server (apt-get install valgrind redis-server)")
@@ -146,7 +150,7 @@ def main() -> int:
                 "token_url": f"{upstream_url}/oauth2/access_token",
             },
             "redis": {"url": f"redis://{HOST}:{redis_port}/0", "key_prefix": "bench"},
-            "logging": {"level": "info", "format": "json", "access_log": True},
+            "logging": {"level": "info", "format": "json", "access_log": not args.no_access_log},
         }
         config_path = workdir / "proxy.yaml"
         config_path.write_text(json.dumps(config))

@@ -18,14 +18,12 @@ from aiohttp import web
 
 from .admin import add_admin_routes
 from .config import Config
-from .deadlines import Deadlines
 from .errors import NotFound
-from .forward import NO_AUTO_HEADERS, ConcurrencyCap, PassThroughRequest, forward
+from .forward import NO_AUTO_HEADERS, Forwarder, PassThroughRequest, forward
 from .keys import (
     CLIENT_SESSION,
-    CONCURRENCY,
     CONFIG,
-    DEADLINES,
+    FORWARDER,
     METRICS,
     REPLICA_ID,
     TOKENS,
@@ -66,8 +64,6 @@ def create_app(
     app[CONFIG] = config
     app[REPLICA_ID] = replica_id or new_replica_id()
     app[METRICS] = ProxyMetrics.create()
-    app[CONCURRENCY] = ConcurrencyCap(config.limits.max_concurrent_requests)
-    app[DEADLINES] = Deadlines()
     app.cleanup_ctx.append(_client_session_ctx)
     app.cleanup_ctx.append(_token_store_ctx(store))
     app.cleanup_ctx.append(_proactive_refresh_ctx)
@@ -128,6 +124,7 @@ def _token_store_ctx(
             on_store_error=metrics.redis_errors.inc,
         )
         metrics.watch_tokens(lambda: app[TOKENS].held)
+        app[FORWARDER] = Forwarder(config, app[CLIENT_SESSION], app[TOKENS], metrics)
         yield
         await app[TOKENS].close()
         if given is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .keys import METRICS, REQUEST_ID, REQUEST_ID_HEADER
+from .keys import EXCHANGE, METRICS, REQUEST_ID_HEADER
 
 __all__ = [
     "AdminAuthenticationRequired",
@@ -173,7 +173,7 @@ async def answer_error(request: web.Request, error: ProxyError) -> web.StreamRes
             "proxy error",
             extra={"event": "proxy_error", "code": error.code, "detail": error.message},
         )
-    response = error_response(error, request.get(REQUEST_ID))
+    response = error_response(error, _request_id(request))
     if error.close_connection:
         # Sent now, then the connection is closed: aiohttp would otherwise keep reading
         # ("lingering") the rest of a body whose sender is the problem.
@@ -188,7 +188,12 @@ async def answer_error(request: web.Request, error: ProxyError) -> web.StreamRes
 def answer_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
     """aiohttp's own refusals on the proxy's routes (405, say), in the same JSON shape."""
     code = exc.reason.lower().replace(" ", "_")
-    return error_response(_HTTPError(exc.status, code, exc.reason), request.get(REQUEST_ID))
+    return error_response(_HTTPError(exc.status, code, exc.reason), _request_id(request))
+
+
+def _request_id(request: web.Request) -> str | None:
+    exchange = request.get(EXCHANGE)
+    return exchange.request_id if exchange is not None else None
 
 
 class _HTTPError(ProxyError):

@@ -35,22 +35,22 @@ from yarl import URL
 
 from .body import RequestBody, read_body
 from .config import Config
+from .deadlines import Deadlines
 from .errors import BadRequest, Overloaded, UpstreamTimeout, UpstreamUnreachable
+from .exchange import Exchange
 from .headers import downstream_headers, upstream_headers
-from .keys import (
-    CLIENT_SESSION,
-    CONCURRENCY,
-    CONFIG,
-    DEADLINES,
-    METRICS,
-    REPLAYED,
-    REQUEST_ID,
-    STARTED,
-    TOKENS,
-    UPSTREAM_SECONDS,
-)
+from .keys import EXCHANGE, FORWARDER
+from .metrics import ProxyMetrics
+from .tokens.manager import TokenManager
 
-__all__ = ["NO_AUTO_HEADERS", "ConcurrencyCap", "PassThroughRequest", "RelayedResponse", "forward"]
+__all__ = [
+    "NO_AUTO_HEADERS",
+    "ConcurrencyCap",
+    "Forwarder",
+    "PassThroughRequest",
+    "RelayedResponse",
+    "forward",
+]
 
 log = logging.getLogger("pandadoc_proxy.forward")
 
@@ -97,50 +97,164 @@ class ConcurrencyCap:
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
-    with request.app[CONCURRENCY]:
-        return await _forward(request)
+    """The catch-all route's handler."""
+    return await request.app[FORWARDER].handle(request)
 
 
-async def _forward(request: web.Request) -> web.StreamResponse:
-    config = request.app[CONFIG]
-    body = await read_body(
-        request,
-        max_bytes=config.limits.max_body_bytes,
-        memory_bytes=config.limits.memory_body_bytes,
-        idle_timeout_s=config.limits.body_timeout_s,
-    )
-    try:
-        if config.auth.mode == "api_key":
-            # PandaDoc's legacy scheme: a fixed key, nothing to refresh, a 401 goes to the client.
-            upstream = await _send(request, body, f"API-Key {config.auth.api_key}", config)
-            prefetched = None
-        else:
-            upstream, prefetched = await _send_with_token(request, body, config)
+class Forwarder:
+    """Everything one replica needs to forward a request, gathered once at start-up, so the
+    hot path looks nothing up in the app."""
+
+    def __init__(
+        self,
+        config: Config,
+        session: aiohttp.ClientSession,
+        tokens: TokenManager,
+        metrics: ProxyMetrics,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self.tokens = tokens
+        self.metrics = metrics
+        self.concurrency = ConcurrencyCap(config.limits.max_concurrent_requests)
+        self.deadlines = Deadlines()
+        self._base_url = config.upstream.base_url.rstrip("/")
+        self._timeout_s = config.upstream.timeout_s
+        self._api_key = f"API-Key {config.auth.api_key}" if config.auth.mode == "api_key" else None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        exchange = request[EXCHANGE]
+        limits = self.config.limits
+        with self.concurrency:
+            body = await read_body(
+                request,
+                max_bytes=limits.max_body_bytes,
+                memory_bytes=limits.memory_body_bytes,
+                idle_timeout_s=limits.body_timeout_s,
+            )
+            try:
+                if self._api_key is not None:
+                    # PandaDoc's legacy scheme: a fixed key, nothing to refresh; a 401 goes to
+                    # the client.
+                    upstream = await self._send(request, exchange, body, self._api_key)
+                    prefetched = None
+                else:
+                    upstream, prefetched = await self._send_with_token(request, exchange, body)
+                try:
+                    return await self._relay(request, exchange, upstream, prefetched)
+                finally:
+                    upstream.release()
+            finally:
+                body.close()
+
+    async def _send_with_token(
+        self, request: web.Request, exchange: Exchange, body: RequestBody
+    ) -> tuple[aiohttp.ClientResponse, bytes | None]:
+        """Send with the stored bearer token; if PandaDoc rejects it, renew it and replay once."""
+        pair = await self.tokens.current()
+        upstream = await self._send(request, exchange, body, f"Bearer {pair.access_token}")
+        if upstream.status != 401 and upstream.status != 403:
+            return upstream, None
+        rejected, prefetched = await _token_rejected(upstream, self.config)
+        if not rejected:
+            return upstream, prefetched
+        upstream.release()
+        pair = await self.tokens.renew(pair, trigger="rejected")
+        self.metrics.replays.inc()
+        exchange.replayed = True
+        return await self._send(request, exchange, body, f"Bearer {pair.access_token}"), None
+
+    async def _send(
+        self, request: web.Request, exchange: Exchange, body: RequestBody, authorization: str
+    ) -> aiohttp.ClientResponse:
+        """Send the request upstream; the response once its headers have arrived."""
+        # encoded=True: the path and query go out exactly as the client wrote them.
+        url = URL(self._base_url + request.raw_path, encoded=True)
+        headers = upstream_headers(
+            request.headers, authorization=authorization, request_id=exchange.request_id
+        )
+        attempts = 2 if request.method in IDEMPOTENT_METHODS else 1
+        started = time.perf_counter()
         try:
-            return await _relay(request, upstream, prefetched)
+            for attempt in range(1, attempts + 1):
+                try:
+                    # The deadline covers connecting, sending and waiting for the response
+                    # headers; the body that follows is bounded by the session's sock_read
+                    # (idle) timeout only.
+                    with self.deadlines.within(self._timeout_s):
+                        return await self.session.request(
+                            request.method,
+                            url,
+                            headers=headers,
+                            data=None if body.empty else body.payload(),
+                            allow_redirects=False,
+                        )
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                    if isinstance(exc, aiohttp.ClientConnectorError) or attempt == attempts:
+                        raise UpstreamUnreachable(_describe(exc)) from None
+                    # A pooled keep-alive connection that PandaDoc had already closed: it
+                    # cannot have processed the request, but aiohttp cannot prove that, so
+                    # only idempotent requests are sent again.
+                    log.info("retrying on a fresh connection", extra={"event": "upstream_retry"})
+            raise AssertionError("unreachable")  # pragma: no cover
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamUnreachable("Connecting to PandaDoc timed out.") from None
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"PandaDoc did not answer within {self._timeout_s:g} seconds."
+            ) from None
+        except aiohttp.ClientResponseError as exc:
+            # A response aiohttp could not parse: PandaDoc (or something on the way) is broken.
+            raise UpstreamUnreachable(f"Invalid response from PandaDoc ({exc.status}).") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(_describe(exc)) from None
+        except ValueError:
+            # aiohttp's writer refuses header values with control characters.
+            raise BadRequest("The request has a header value the proxy cannot send.") from None
         finally:
-            upstream.release()
-    finally:
-        body.close()
+            waited = time.perf_counter() - started
+            exchange.upstream_seconds += waited
+            self.metrics.requests.upstream_seconds.observe(waited)
 
-
-async def _send_with_token(
-    request: web.Request, body: RequestBody, config: Config
-) -> tuple[aiohttp.ClientResponse, bytes | None]:
-    """Send with the stored bearer token; if PandaDoc rejects it, renew it and replay once."""
-    tokens = request.app[TOKENS]
-    pair = await tokens.current()
-    upstream = await _send(request, body, f"Bearer {pair.access_token}", config)
-    if upstream.status != 401 and upstream.status != 403:
-        return upstream, None
-    rejected, prefetched = await _token_rejected(upstream, config)
-    if not rejected:
-        return upstream, prefetched
-    upstream.release()
-    pair = await tokens.renew(pair, trigger="rejected")
-    request.app[METRICS].replays.inc()
-    request[REPLAYED] = True
-    return await _send(request, body, f"Bearer {pair.access_token}", config), None
+    async def _relay(
+        self,
+        request: web.Request,
+        exchange: Exchange,
+        upstream: aiohttp.ClientResponse,
+        prefetched: bytes | None,
+    ) -> web.StreamResponse:
+        response = RelayedResponse(
+            upstream, downstream_headers(upstream.headers, request_id=exchange.request_id)
+        )
+        # What the proxy added before these headers go out: the whole wait less PandaDoc's.
+        added = time.perf_counter() - exchange.started - exchange.upstream_seconds
+        self.metrics.requests.proxy_added_seconds.observe(max(added, 0.0))
+        try:
+            await response.prepare(request)
+        except ValueError:
+            upstream.close()
+            raise UpstreamUnreachable("PandaDoc sent a header the proxy cannot relay.") from None
+        try:
+            if prefetched is not None:
+                await response.write(prefetched)
+            else:
+                async for chunk in upstream.content.iter_chunked(_CHUNK):
+                    await response.write(chunk)
+        except ConnectionResetError:
+            # The client went away: free the upstream connection instead of draining it.
+            upstream.close()
+            return response
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "upstream failed mid-response; closing the client connection",
+                extra={"event": "upstream_stream_error", "detail": type(exc).__name__},
+            )
+            upstream.close()
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write_eof()
+        return response
 
 
 #: A 403 body is inspected only when it is JSON of at most this size.
@@ -177,76 +291,6 @@ async def _token_rejected(
     return is_auth_error, None if is_auth_error else body
 
 
-def upstream_url(config: Config, raw_path: str) -> URL:
-    # encoded=True: the path and query go out exactly as the client wrote them.
-    return URL(config.upstream.base_url.rstrip("/") + raw_path, encoded=True)
-
-
-async def _send(
-    request: web.Request, body: RequestBody, authorization: str, config: Config
-) -> aiohttp.ClientResponse:
-    """Send the request upstream and return the response once its headers have arrived."""
-    session = request.app[CLIENT_SESSION]
-    url = upstream_url(config, request.raw_path)
-    headers = upstream_headers(
-        request.headers, authorization=authorization, request_id=request[REQUEST_ID]
-    )
-    attempts = 2 if request.method in IDEMPOTENT_METHODS else 1
-    started = time.perf_counter()
-    try:
-        return await _send_attempts(request, session, url, headers, body, config, attempts)
-    finally:
-        waited = time.perf_counter() - started
-        request[UPSTREAM_SECONDS] = request.get(UPSTREAM_SECONDS, 0.0) + waited
-        request.app[METRICS].requests.upstream_seconds.observe(waited)
-
-
-async def _send_attempts(
-    request: web.Request,
-    session: aiohttp.ClientSession,
-    url: URL,
-    headers: CIMultiDict[str],
-    body: RequestBody,
-    config: Config,
-    attempts: int,
-) -> aiohttp.ClientResponse:
-    deadlines = request.app[DEADLINES]
-    for attempt in range(1, attempts + 1):
-        try:
-            # The deadline covers connecting, sending and waiting for the response headers;
-            # the body that follows is bounded by the session's sock_read (idle) timeout only.
-            with deadlines.within(config.upstream.timeout_s):
-                return await session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=None if body.empty else body.payload(),
-                    allow_redirects=False,
-                )
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            if isinstance(exc, aiohttp.ClientConnectorError) or attempt == attempts:
-                raise UpstreamUnreachable(_describe(exc)) from None
-            # A pooled keep-alive connection that PandaDoc had already closed: it cannot have
-            # processed the request, but aiohttp cannot prove that, so only idempotent
-            # requests are sent again.
-            log.info("retrying on a fresh connection", extra={"event": "upstream_retry"})
-        except aiohttp.ConnectionTimeoutError:
-            raise UpstreamUnreachable("Connecting to PandaDoc timed out.") from None
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"PandaDoc did not answer within {config.upstream.timeout_s:g} seconds."
-            ) from None
-        except aiohttp.ClientResponseError as exc:
-            # A response aiohttp could not parse: PandaDoc (or something on the way) is broken.
-            raise UpstreamUnreachable(f"Invalid response from PandaDoc ({exc.status}).") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnreachable(_describe(exc)) from None
-        except ValueError:
-            # aiohttp's writer refuses header values with control characters.
-            raise BadRequest("The request has a header value the proxy cannot send.") from None
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def _describe(exc: BaseException) -> str:
     # The class name only: str() of some client errors includes request details.
     return f"Connection to PandaDoc failed ({type(exc).__name__})."
@@ -277,40 +321,3 @@ class RelayedResponse(web.StreamResponse):
 
 
 _SERVER_DEFAULTS = ("Content-Type", "Server", "Date")
-
-
-async def _relay(
-    request: web.Request, upstream: aiohttp.ClientResponse, prefetched: bytes | None = None
-) -> web.StreamResponse:
-    response = RelayedResponse(
-        upstream, downstream_headers(upstream.headers, request_id=request[REQUEST_ID])
-    )
-    # What the proxy added before these headers go out: the whole wait less PandaDoc's part.
-    added = time.perf_counter() - request[STARTED] - request.get(UPSTREAM_SECONDS, 0.0)
-    request.app[METRICS].requests.proxy_added_seconds.observe(max(added, 0.0))
-    try:
-        await response.prepare(request)
-    except ValueError:
-        upstream.close()
-        raise UpstreamUnreachable("PandaDoc sent a header the proxy cannot relay.") from None
-    try:
-        if prefetched is not None:
-            await response.write(prefetched)
-        else:
-            async for chunk in upstream.content.iter_chunked(_CHUNK):
-                await response.write(chunk)
-    except ConnectionResetError:
-        # The client went away: free the upstream connection instead of draining it.
-        upstream.close()
-        return response
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning(
-            "upstream failed mid-response; closing the client connection",
-            extra={"event": "upstream_stream_error", "detail": type(exc).__name__},
-        )
-        upstream.close()
-        if request.transport is not None:
-            request.transport.close()
-        return response
-    await response.write_eof()
-    return response

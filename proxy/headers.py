@@ -8,8 +8,6 @@ proxy's ``Authorization`` by sending ``Connection: Authorization`` (Traefik CVE-
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .keys import REQUEST_ID_HEADER
@@ -81,11 +79,10 @@ def transfer_codings(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> list[
     ]
 
 
-def _filtered(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> Iterable[tuple[str, str]]:
-    dropped = dropped | connection_tokens(headers)
-    for name, value in headers.items():
-        if name.lower() not in dropped:
-            yield name, value
+def _dropped(headers: CIMultiDictProxy[str], always: frozenset[str]) -> frozenset[str]:
+    if "Connection" not in headers:  # The usual case: no set to build.
+        return always
+    return always | connection_tokens(headers)
 
 
 def upstream_headers(
@@ -98,10 +95,13 @@ def upstream_headers(
     it has seen case-sensitively and *replaces* on a new spelling, so the first value would be
     lost. Header names are case-insensitive (RFC 9110 section 5.1); values never change.
     """
+    dropped = _dropped(client, _DROPPED_FROM_CLIENT)
     headers: CIMultiDict[str] = CIMultiDict()
     spelling: dict[str, str] = {}
-    for name, value in _filtered(client, _DROPPED_FROM_CLIENT):
-        headers.add(spelling.setdefault(name.lower(), name), value)
+    for name, value in client.items():
+        lower = name.lower()
+        if lower not in dropped:
+            headers.add(spelling.setdefault(lower, name), value)
     # Added after filtering, so nothing the client sent can remove them.
     headers["Authorization"] = authorization
     headers[REQUEST_ID_HEADER] = request_id
@@ -110,6 +110,9 @@ def upstream_headers(
 
 def downstream_headers(upstream: CIMultiDictProxy[str], *, request_id: str) -> CIMultiDict[str]:
     """Headers for the answer to the client: PandaDoc's end-to-end ones plus the request id."""
-    headers = CIMultiDict(_filtered(upstream, _DROPPED_FROM_UPSTREAM))
+    dropped = _dropped(upstream, _DROPPED_FROM_UPSTREAM)
+    headers = CIMultiDict(
+        [(name, value) for name, value in upstream.items() if name.lower() not in dropped]
+    )
     headers[REQUEST_ID_HEADER] = request_id
     return headers

@@ -25,7 +25,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .config import LoggingConfig
-from .keys import REPLAYED, REPLICA_ID, REQUEST_ID, STARTED, UPSTREAM_SECONDS
+from .keys import EXCHANGE, REPLICA_ID
 from .log_writer import LineWriter
 
 __all__ = ["AccessLogger", "configure_logging", "redact", "remember_secret"]
@@ -234,19 +234,25 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         path = request.path
         status = response.status
+        exchange = request.get(EXCHANGE)
+        if exchange is not None:
+            # Our own clock: aiohttp's (``time``) is the loop's, which under uvloop ticks in
+            # whole milliseconds.
+            duration_s = perf_counter() - exchange.started
+            request_id = exchange.request_id
+            upstream_s = exchange.upstream_seconds
+            replayed = exchange.replayed
+        else:  # Refused before the middleware ran, or an app without it (the emulator's).
+            duration_s, request_id, upstream_s, replayed = time, "", 0.0, False
         fields = {
             "event": "access",
-            "request_id": request.get(REQUEST_ID, ""),
+            "request_id": request_id,
             "method": request.method,
             "path": path,
             "status": status,
-            # Our own clock when we have it: aiohttp measures with the loop's, which under
-            # uvloop ticks in whole milliseconds.
-            "duration_ms": round(
-                (perf_counter() - request[STARTED] if STARTED in request else time) * 1000, 2
-            ),
-            "upstream_ms": round(request.get(UPSTREAM_SECONDS, 0.0) * 1000, 2),
-            "replayed": request.get(REPLAYED, False),
+            "duration_ms": round(duration_s * 1000, 2),
+            "upstream_ms": round(upstream_s * 1000, 2),
+            "replayed": replayed,
             # .get: the emulator's app, served the same way, has no replica id.
             "replica": request.app.get(REPLICA_ID, "") if isinstance(request, web.Request) else "",
         }

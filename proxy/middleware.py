@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .errors import ProxyError, answer_error, answer_http_exception
-from .keys import METRICS, REQUEST_ID, REQUEST_ID_HEADER, STARTED
+from .exchange import Exchange
+from .keys import EXCHANGE, METRICS, REQUEST_ID_HEADER
 from .targets import check_request
 
 __all__ = ["request_middleware"]
@@ -44,12 +45,12 @@ def _new_request_id() -> str:
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     client_id = request.headers.get(REQUEST_ID_HEADER)
-    request[REQUEST_ID] = request_id = (
+    request_id = (
         client_id
         if client_id is not None and _CLIENT_REQUEST_ID.fullmatch(client_id)
         else _new_request_id()
     )
-    request[STARTED] = time.perf_counter()
+    request[EXCHANGE] = Exchange(request_id, time.perf_counter())
     counts = request.app[METRICS].requests
     counts.in_flight += 1
     status = 500
