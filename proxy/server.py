@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -141,12 +142,26 @@ async def serve_until_stopped(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     runners = await started()
+    _settle_garbage_collector()
     try:
         await stop.wait()
         log.info("shutting down", extra={"event": "shutdown"})
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+def _settle_garbage_collector() -> None:
+    """Once serving: move everything start-up created out of the collector's sight.
+
+    The modules, the app and its pools live as long as the process; with ``gc.freeze()`` the
+    collector's full passes stop walking them again and again (about 20 ms each here), which
+    showed up as p99 latency. The per-request garbage is young and mostly freed by reference
+    counting; a higher first threshold lets more of it die before a collection looks at it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
