@@ -91,9 +91,9 @@ async def _client_session_ctx(app: web.Application) -> AsyncIterator[None]:
         # The proxy adds none of these of its own (contract 4); see PassThroughRequest.
         skip_auto_headers=NO_AUTO_HEADERS,
         request_class=PassThroughRequest,
-        timeout=aiohttp.ClientTimeout(
-            total=None, sock_connect=upstream.connect_timeout_s, sock_read=upstream.timeout_s
-        ),
+        # No sock_read: the forwarder's own deadlines bound the wait for headers and each
+        # wait for a body chunk (forward.py), without a timer re-armed on every packet.
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=upstream.connect_timeout_s),
         trust_env=False,
     )
     app[CLIENT_SESSION] = session

@@ -174,7 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
             create_app(config),
             listen.host,
             listen.port,
-            access_log=config.logging.access_log,
+            access_log=False,  # The app writes its own (logging.access_log says whether).
             drain_timeout_s=listen.drain_timeout_s,
             reuse_port=args.reuse_port,
         )

@@ -14,11 +14,15 @@ reason (a client disconnecting), in which case the ``CancelledError`` goes on.
     deadlines = Deadlines()
     with deadlines.within(30):
         response = await session.request(...)
+
+A deadline can also be moved while it runs (``restart``, ``pause``): an idle timeout over a
+stream, armed only while the task waits for the next chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from types import TracebackType
 
 __all__ = ["Deadline", "Deadlines"]
@@ -57,6 +61,14 @@ class Deadline:
         ):
             raise TimeoutError from exc
 
+    def restart(self, seconds: float) -> None:
+        """Due ``seconds`` from now (again)."""
+        self.when = self._deadlines.loop_time() + seconds
+
+    def pause(self) -> None:
+        """Not due at all until the next ``restart``."""
+        self.when = float("inf")
+
     def _expire(self) -> None:
         self.expired = True
         self._task.cancel()
@@ -65,8 +77,11 @@ class Deadline:
 class Deadlines:
     def __init__(self, resolution_s: float = 0.1) -> None:
         self.resolution_s = resolution_s
-        self._entries: dict[Deadline, float] = {}
+        # A dict as an insertion-ordered set; a deadline's time is its own ``when``, which
+        # restart() and pause() move without touching the dict.
+        self._entries: dict[Deadline, None] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self.loop_time = time.monotonic  # Replaced by the running loop's clock on first use.
 
     def within(self, seconds: float) -> Deadline:
         """A context manager that times the current task out after ``seconds``."""
@@ -74,10 +89,11 @@ class Deadlines:
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("Deadlines.within() must be used inside a task")
+        self.loop_time = loop.time
         return Deadline(self, task, loop.time() + seconds)
 
     def _add(self, deadline: Deadline) -> None:
-        self._entries[deadline] = deadline.when
+        self._entries[deadline] = None
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.resolution_s, self._sweep)
 
@@ -87,7 +103,7 @@ class Deadlines:
         self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        due = [deadline for deadline, when in self._entries.items() if when <= now]
+        due = [deadline for deadline in self._entries if deadline.when <= now]
         for deadline in due:
             del self._entries[deadline]
             deadline._expire()

@@ -62,7 +62,9 @@ async def start_demo(
         await memory.save(pair, expected_version=None, obtained_by="demo")
 
     try:
-        proxy_runner, port = await start_site(create_app(config, store=memory), host, port)
+        proxy_runner, port = await start_site(
+            create_app(config, store=memory), host, port, access_log=False
+        )
     except BaseException:
         await emulator_runner.cleanup()
         raise

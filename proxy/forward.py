@@ -155,7 +155,19 @@ class Forwarder:
         upstream = await self._send(request, exchange, body, f"Bearer {pair.access_token}")
         if upstream.status != 401 and upstream.status != 403:
             return upstream, None
-        rejected, prefetched = await _token_rejected(upstream, self.config)
+        try:
+            # A rejection's body is read (small, bounded) to decide, under the same deadline
+            # as the headers were.
+            with self.deadlines.within(self._timeout_s):
+                rejected, prefetched = await _token_rejected(upstream, self.config)
+        except TimeoutError:
+            upstream.close()
+            raise UpstreamTimeout(
+                f"PandaDoc did not answer within {self._timeout_s:g} seconds."
+            ) from None
+        except aiohttp.ClientError as exc:
+            upstream.close()
+            raise UpstreamUnreachable(_describe(exc)) from None
         if not rejected:
             return upstream, prefetched
         upstream.release()
@@ -238,8 +250,7 @@ class Forwarder:
             if prefetched is not None:
                 await response.write(prefetched)
             else:
-                async for chunk in upstream.content.iter_chunked(_CHUNK):
-                    await response.write(chunk)
+                await self._stream_body(upstream, response)
         except ConnectionResetError:
             # The client went away: free the upstream connection instead of draining it.
             upstream.close()
@@ -255,6 +266,23 @@ class Forwarder:
             return response
         await response.write_eof()
         return response
+
+    async def _stream_body(
+        self, upstream: aiohttp.ClientResponse, response: web.StreamResponse
+    ) -> None:
+        """Copy the body chunk by chunk, with back-pressure both ways.
+
+        The idle deadline runs only while waiting for PandaDoc's next chunk, never while the
+        client is slow to take the last one (that is back-pressure, not a stalled upstream).
+        It replaces aiohttp's ``sock_read``, which re-arms a timer on every received packet.
+        """
+        timeout_s = self._timeout_s
+        read = upstream.content.read
+        with self.deadlines.within(timeout_s) as idle:
+            while chunk := await read(_CHUNK):
+                idle.pause()
+                await response.write(chunk)
+                idle.restart(timeout_s)
 
 
 #: A 403 body is inspected only when it is JSON of at most this size.

@@ -18,14 +18,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .config import LoggingConfig
-from .keys import EXCHANGE, REPLICA_ID
+from .exchange import Exchange
+from .keys import EXCHANGE
 from .log_writer import LineWriter
 
 __all__ = ["AccessLogger", "configure_logging", "redact", "remember_secret"]
@@ -192,8 +193,21 @@ class _WriterHandler(logging.Handler):
             self.handleError(record)
 
 
-#: Set by configure_logging: the access log's short cut past ``logging`` (see AccessLogger).
-_access_sink: AccessSink | None = None
+AccessSink = Callable[[str, str, int, Exchange, str], None]
+
+
+def _access_through_logging(
+    method: str, path: str, status: int, exchange: Exchange, replica: str
+) -> None:
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if logger.isEnabledFor(logging.INFO):
+        fields = access_fields(method, path, status, exchange, replica)
+        logger.info(f"{method} {path} {status}", extra=fields)
+
+
+#: Where access lines go: through ``logging`` until configure_logging installs its short cut
+#: (or None, with ``logging.access_log: false``).
+_access_sink: AccessSink | None = _access_through_logging
 
 
 def configure_logging(config: LoggingConfig, secrets: tuple[str, ...] = ()) -> None:
@@ -213,69 +227,70 @@ def configure_logging(config: LoggingConfig, secrets: tuple[str, ...] = ()) -> N
     # aiohttp's own access logger would log the query string and the client's headers.
     logging.getLogger("aiohttp.access").disabled = True
 
-    def json_access(entry: AccessEntry) -> None:
-        writer.write(json_access_line(time.time(), entry))
+    def json_access(method: str, path: str, status: int, exchange: Exchange, replica: str) -> None:
+        writer.write(json_access_line(time.time(), method, path, status, exchange, replica))
 
-    def text_access(entry: AccessEntry) -> None:
-        fields = entry.fields()
-        fields["path"] = _redact_path(entry.path)
-        writer.write(text_line(time.time(), "info", ACCESS_LOGGER, entry.message(), fields))
+    def text_access(method: str, path: str, status: int, exchange: Exchange, replica: str) -> None:
+        fields = access_fields(method, _redact_path(path), status, exchange, replica)
+        message = f"{method} {fields['path']} {status}"
+        writer.write(text_line(time.time(), "info", ACCESS_LOGGER, message, fields))
 
-    access_on = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+    access_on = config.access_log and logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
     sink = json_access if config.format == "json" else text_access
     _access_sink = sink if access_on else None
 
 
-class AccessEntry(NamedTuple):
-    """The facts of one access line."""
+def log_access(method: str, path: str, status: int, exchange: Exchange, replica: str) -> None:
+    """Write the access line of one finished request.
 
-    method: str
-    path: str
-    status: int
-    request_id: str
-    duration_s: float
-    upstream_s: float
-    replayed: bool
-    replica: str
-
-    def message(self) -> str:
-        return f"{self.method} {self.path} {self.status}"
-
-    def fields(self) -> dict[str, Any]:
-        return {
-            "event": "access",
-            "request_id": self.request_id,
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "duration_ms": round(self.duration_s * 1000, 2),
-            "upstream_ms": round(self.upstream_s * 1000, 2),
-            "replayed": self.replayed,
-            "replica": self.replica,
-        }
+    Called by the request middleware, which holds every fact at hand. Under ``serve`` the line
+    is built and queued directly (``_access_sink``): a ``LogRecord``, the logger hierarchy and
+    the formatter's generic field handling cost more than the rest of the line, once per
+    request. Elsewhere (tests, embedding) it goes through ``logging``.
+    """
+    sink = _access_sink
+    if sink is not None:
+        sink(method, path, status, exchange, replica)
 
 
-AccessSink = Callable[[AccessEntry], None]
+def access_fields(
+    method: str, path: str, status: int, exchange: Exchange, replica: str
+) -> dict[str, Any]:
+    """The fields of an access line (``json_access_line`` writes the same ones by hand)."""
+    return {
+        "event": "access",
+        "request_id": exchange.request_id,
+        "method": method,
+        "path": path,
+        "status": status,
+        # Our own clock: uvloop's ticks in whole milliseconds.
+        "duration_ms": round((perf_counter() - exchange.started) * 1000, 2),
+        "upstream_ms": round(exchange.upstream_seconds * 1000, 2),
+        "replayed": exchange.replayed,
+        "replica": replica,
+    }
 
 
-def json_access_line(created: float, entry: AccessEntry) -> str:
-    """``json_line()`` of an access entry, written out by hand: the same JSON document (a test
-    says so) at a third of the cost, which matters once per request.
+def json_access_line(
+    created: float, method: str, path: str, status: int, exchange: Exchange, replica: str
+) -> str:
+    """``json_line()`` of ``access_fields()``, written out by hand: the same JSON document (a
+    test says so) at a fraction of the cost, which matters once per request.
 
     Only the path comes from the client, so only the path needs redacting and escaping (both
     cached, as paths repeat); the method is an HTTP token (aiohttp's parser refuses others),
     the request id matches ``middleware._CLIENT_REQUEST_ID`` or is the proxy's own hex, and
     the replica id is escaped too (cached: one per process).
     """
-    path = _escaped(_redact_path(entry.path))
+    path = _escaped(_redact_path(path))
     return (
         f'{{"ts":"{_utc_stamp(created)}","level":"info","logger":"{ACCESS_LOGGER}",'
-        f'"message":"{entry.method} {path} {entry.status}","event":"access",'
-        f'"request_id":"{entry.request_id}","method":"{entry.method}","path":"{path}",'
-        f'"status":{entry.status},"duration_ms":{entry.duration_s * 1000:.2f},'
-        f'"upstream_ms":{entry.upstream_s * 1000:.2f},'
-        f'"replayed":{"true" if entry.replayed else "false"},'
-        f'"replica":"{_escaped(entry.replica)}"}}'
+        f'"message":"{method} {path} {status}","event":"access",'
+        f'"request_id":"{exchange.request_id}","method":"{method}","path":"{path}",'
+        f'"status":{status},"duration_ms":{(perf_counter() - exchange.started) * 1000:.2f},'
+        f'"upstream_ms":{exchange.upstream_seconds * 1000:.2f},'
+        f'"replayed":{"true" if exchange.replayed else "false"},'
+        f'"replica":"{_escaped(replica)}"}}'
     )
 
 
@@ -289,40 +304,14 @@ def _escaped(text: str) -> str:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One line per request: id, method, path without the query string, status, time.
-
-    Under ``serve`` the line is built and queued directly (``_access_sink``): a ``LogRecord``,
-    the logger hierarchy and the formatter's generic field handling cost more than the rest of
-    the line, once per request. Elsewhere (tests, embedding) it goes through ``logging``.
-    """
+    """aiohttp's access-log hook, for apps without the proxy's request middleware (the
+    emulator's): one line per request, as the proxy writes its own."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        exchange = request.get(EXCHANGE)
-        if exchange is not None:
-            # Our own clock: aiohttp's (``time``) is the loop's, which under uvloop ticks in
-            # whole milliseconds.
-            duration_s = perf_counter() - exchange.started
-            request_id = exchange.request_id
-            upstream_s = exchange.upstream_seconds
-            replayed = exchange.replayed
-        else:  # Refused before the middleware ran, or an app without it (the emulator's).
-            duration_s, request_id, upstream_s, replayed = time, "", 0.0, False
-        entry = AccessEntry(
-            request.method,
-            request.path,
-            response.status,
-            request_id,
-            duration_s,
-            upstream_s,
-            replayed,
-            # .get: the emulator's app, served the same way, has no replica id.
-            request.app.get(REPLICA_ID, "") if isinstance(request, web.Request) else "",
-        )
-        sink = _access_sink
-        if sink is not None:
-            sink(entry)
-        else:
-            self.logger.info(entry.message(), extra=entry.fields())
+        if EXCHANGE in request:
+            return  # The request middleware has written this request's line already.
+        exchange = Exchange("", perf_counter() - time)
+        log_access(request.method, request.path, response.status, exchange, "")
 
     @property
     def enabled(self) -> bool:

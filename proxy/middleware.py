@@ -3,7 +3,7 @@
 In order: the request gets its id and is counted in flight; its target is checked before any
 routing (``targets.py``); the handler runs; a :class:`~.errors.ProxyError` or an aiohttp
 refusal raised anywhere below becomes the contract's JSON answer (``errors.py``); the answer
-carries the id and is counted by status class.
+carries the id, is counted by status class and gets its access-log line (``logs.py``).
 
 One middleware rather than one per concern: each aiohttp middleware layer is another coroutine
 and another call per request, which on the proxy's hot path costs as much as the work inside.
@@ -21,7 +21,8 @@ from aiohttp import web
 
 from .errors import ProxyError, answer_error, answer_http_exception
 from .exchange import Exchange
-from .keys import EXCHANGE, METRICS, REQUEST_ID_HEADER
+from .keys import EXCHANGE, METRICS, REPLICA_ID, REQUEST_ID_HEADER
+from .logs import log_access
 from .targets import check_request
 
 __all__ = ["request_middleware"]
@@ -50,8 +51,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         if client_id is not None and _CLIENT_REQUEST_ID.fullmatch(client_id)
         else _new_request_id()
     )
-    request[EXCHANGE] = Exchange(request_id, time.perf_counter())
-    counts = request.app[METRICS].requests
+    request[EXCHANGE] = exchange = Exchange(request_id, time.perf_counter())
+    app = request.app
+    counts = app[METRICS].requests
     counts.in_flight += 1
     status = 500
     try:
@@ -72,3 +74,6 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         counts.in_flight -= 1
         counts.count_request(request.method, status)
+        # Here rather than in aiohttp's access-log hook: every fact is at hand, and a
+        # streamed response is complete once the handler has returned.
+        log_access(request.method, request.path, status, exchange, app[REPLICA_ID])

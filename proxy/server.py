@@ -115,7 +115,8 @@ async def start_site(
     """Start serving ``app``; returns the runner and the port actually bound (for port 0).
 
     At cleanup the runner stops accepting connections, then gives requests in flight up to
-    ``drain_timeout_s`` to finish.
+    ``drain_timeout_s`` to finish. ``access_log`` turns on aiohttp's access-log hook, for apps
+    that do not log their own requests (the proxy's app does, in its request middleware).
     """
     runner = runner_class(
         app,

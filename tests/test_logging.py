@@ -7,6 +7,7 @@ import base64
 import json
 import signal
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,7 +16,8 @@ import pytest
 from conftest import Emulator, ProxyProcess, free_port, proxy_config, wait_until
 
 from proxy.config import Config
-from proxy.logs import json_line, redact, remember_secret
+from proxy.exchange import Exchange
+from proxy.logs import access_fields, json_access_line, json_line, redact, remember_secret
 from proxy.tokens import RedisTokenStore, StoredPair
 
 Spawn = Callable[..., Awaitable[ProxyProcess]]
@@ -172,3 +174,26 @@ def test_a_line_the_fast_encoder_refuses_is_still_written() -> None:
     # orjson refuses lone surrogates (undecodable bytes); the standard library escapes them.
     line = json_line(0.0, "info", "pandadoc_proxy.access", "GET", {"path": "/a\udcffb"})
     assert json.loads(line)["path"] == "/a\udcffb"
+
+
+@pytest.mark.parametrize(
+    "path", ["/public/v1/documents", '/odd "quoted" \\ path/\u00e9\u2603', "/a\udcffb", "/\x01\x7f"]
+)
+def test_the_hand_written_access_line_is_the_json_document_of_its_fields(path: str) -> None:
+    exchange = Exchange("rid-1", started=perf_counter() - 0.25, upstream_seconds=0.125)
+    exchange.replayed = True
+    fast = json.loads(json_access_line(1_700_000_000.5, "GET", path, 201, exchange, "host-1"))
+    fields = access_fields("GET", path, 201, exchange, "host-1")
+    slow = json.loads(
+        json_line(1_700_000_000.5, "info", "pandadoc_proxy.access", f"GET {path} 201", fields)
+    )
+    assert fast.pop("duration_ms") == pytest.approx(slow.pop("duration_ms"), abs=50)
+    assert fast == slow
+
+
+def test_a_secret_in_a_path_is_masked_in_the_access_line() -> None:
+    remember_secret("tok-in-the-path-0042")
+    exchange = Exchange("rid-2", started=perf_counter())
+    line = json_access_line(0.0, "GET", "/x/tok-in-the-path-0042/y", 200, exchange, "r")
+    assert "tok-in-the-path-0042" not in line
+    assert json.loads(line)["path"] == "/x/[redacted]/y"

@@ -155,6 +155,36 @@ async def test_a_streaming_body_keeps_flowing_beyond_the_header_timeout(
     assert len(await response.read()) > 0
 
 
+async def test_a_body_that_stalls_longer_than_the_timeout_is_cut_off(
+    make_proxy: MakeProxy, connected: StoredPair
+) -> None:
+    proxy = await make_proxy(upstream={"timeout_s": 0.3})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with proxy.session.get(proxy.make_url("/test/slow-body?chunks=3&interval=3")) as response:
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
+    # Cut by the proxy's idle deadline, long before PandaDoc's next chunk (3 s).
+    assert loop.time() - started < 2
+
+
+async def test_a_client_slower_than_the_timeout_still_gets_the_whole_body(
+    make_proxy: MakeProxy, connected: StoredPair
+) -> None:
+    """Back-pressure is not a stalled upstream: while the client takes its time, the proxy
+    stops reading PandaDoc, and no idle deadline may run meanwhile."""
+    proxy = await make_proxy(upstream={"timeout_s": 0.3})
+    size = 50_000_000  # Far more than the socket buffers on the way can hold.
+    async with proxy.session.get(proxy.make_url(f"/test/download?size={size}")) as response:
+        assert response.status == 200
+        await asyncio.sleep(1.0)  # Not reading: everything on the way fills up and waits.
+        received = 0
+        async for chunk in response.content.iter_any():
+            received += len(chunk)
+    assert received == size
+
+
 # --- 503 ---------------------------------------------------------------------------------------
 
 
