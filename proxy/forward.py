@@ -33,7 +33,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from .body import RequestBody, read_body
+from .body import EMPTY_BODY, RequestBody, read_body
 from .config import Config
 from .deadlines import Deadlines
 from .errors import BadRequest, Overloaded, UpstreamTimeout, UpstreamUnreachable
@@ -126,11 +126,15 @@ class Forwarder:
         exchange = request[EXCHANGE]
         limits = self.config.limits
         with self.concurrency:
-            body = await read_body(
-                request,
-                max_bytes=limits.max_body_bytes,
-                memory_bytes=limits.memory_body_bytes,
-                idle_timeout_s=limits.body_timeout_s,
+            body = (
+                await read_body(
+                    request,
+                    max_bytes=limits.max_body_bytes,
+                    memory_bytes=limits.memory_body_bytes,
+                    idle_timeout_s=limits.body_timeout_s,
+                )
+                if request.body_exists
+                else EMPTY_BODY
             )
             try:
                 if self._api_key is not None:
@@ -151,7 +155,7 @@ class Forwarder:
         self, request: web.Request, exchange: Exchange, body: RequestBody
     ) -> tuple[aiohttp.ClientResponse, bytes | None]:
         """Send with the stored bearer token; if PandaDoc rejects it, renew it and replay once."""
-        pair = await self.tokens.current()
+        pair = self.tokens.fresh() or await self.tokens.current()
         upstream = await self._send(request, exchange, body, f"Bearer {pair.access_token}")
         if upstream.status != 401 and upstream.status != 403:
             return upstream, None
@@ -337,8 +341,9 @@ class RelayedResponse(web.StreamResponse):
     three lookups. The header tests check each of the three.
     """
 
-    def __init__(self, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> None:
-        super().__init__(status=upstream.status, reason=upstream.reason, headers=headers)
+    def __init__(self, upstream: aiohttp.ClientResponse, headers: list[tuple[str, str]]) -> None:
+        super().__init__(status=upstream.status, reason=upstream.reason)
+        self.headers.extend(headers)
         sent = upstream.headers
         self._not_sent = [name for name in _SERVER_DEFAULTS if name not in sent]
 

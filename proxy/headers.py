@@ -108,11 +108,14 @@ def upstream_headers(
     return headers
 
 
-def downstream_headers(upstream: CIMultiDictProxy[str], *, request_id: str) -> CIMultiDict[str]:
-    """Headers for the answer to the client: PandaDoc's end-to-end ones plus the request id."""
+def downstream_headers(
+    upstream: CIMultiDictProxy[str], *, request_id: str
+) -> list[tuple[str, str]]:
+    """Headers for the answer to the client: PandaDoc's end-to-end ones plus the request id.
+
+    A list, for the response to extend its own header multidict with (one copy, not two).
+    """
     dropped = _dropped(upstream, _DROPPED_FROM_UPSTREAM)
-    headers = CIMultiDict(
-        [(name, value) for name, value in upstream.items() if name.lower() not in dropped]
-    )
-    headers[REQUEST_ID_HEADER] = request_id
+    headers = [(name, value) for name, value in upstream.items() if name.lower() not in dropped]
+    headers.append((REQUEST_ID_HEADER, request_id))
     return headers

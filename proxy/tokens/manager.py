@@ -67,6 +67,14 @@ class TokenManager:
         """The pair this process holds in memory, possibly stale."""
         return self._held
 
+    def fresh(self) -> StoredPair | None:
+        """The held pair if it can be used as it is (no store read due), else None: the
+        common case, answered without a coroutine. Otherwise ask :meth:`current`."""
+        pair = self._held
+        if pair is not None and pair.usable and self._clock() < self._fresh_until:
+            return pair
+        return None
+
     async def current(self) -> StoredPair:
         """The pair to use for a request, or a :class:`ProxyError` saying why there is none."""
         pair = self._held
