@@ -44,18 +44,20 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
 
 
-_stamp_second = -1
-_stamp_prefix = ""
+_stamp_millisecond = -1
+_stamp = ""
 
 
 def _utc_stamp(created: float) -> str:
-    """ISO 8601 in UTC with milliseconds; the part up to the second is computed once a second."""
-    global _stamp_second, _stamp_prefix
-    second = int(created)
-    if second != _stamp_second:
-        _stamp_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _stamp_second = second
-    return f"{_stamp_prefix}.{int((created - second) * 1000):03d}Z"
+    """ISO 8601 in UTC with milliseconds, computed once per millisecond: under load, several
+    lines share one."""
+    global _stamp_millisecond, _stamp
+    millisecond = int(created * 1000)
+    if millisecond != _stamp_millisecond:
+        second, milli = divmod(millisecond, 1000)
+        _stamp = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(second))}.{milli:03d}Z"
+        _stamp_millisecond = millisecond
+    return _stamp
 
 
 def json_line(
