@@ -24,6 +24,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--max-seconds", type=float, default=600, help="abort the whole run after this long"
     )
     args = parser.parse_args(argv)
-    mode, rounds, duration, warmup = "full", 3, 5.0, 1.0
+    mode, rounds, duration, warmup = "full", 5, 4.0, 1.0
     if args.quick:
         mode, rounds, duration, warmup = "quick", 1, 2.0, 0.5
     if args.smoke:
@@ -448,6 +449,20 @@ class Measurements:
             "cpu_us": min(cpu) if cpu else float("nan"),
         }
 
+    def paired_ratios(self, scenario: str) -> list[float]:
+        """Ours over the baseline's requests/s, round by round.
+
+        Within a round the two ran seconds apart, so a phase of noise on this shared machine
+        (one lasts seconds to minutes) mostly hits both; best-of figures taken separately can
+        pair a lucky baseline run with an unlucky one of ours, or the other way round."""
+        ours = self.runs[(scenario, "ours")]
+        baseline = self.runs[(scenario, "baseline")]
+        return [
+            o.requests_per_s / b.requests_per_s
+            for o, b in zip(ours, baseline, strict=True)
+            if b.requests_per_s
+        ]
+
     def errors(self, target: str) -> int:
         return sum(r.errors for (_, t), runs in self.runs.items() if t == target for r in runs)
 
@@ -540,6 +555,10 @@ def measure(settings: Settings, setup: Setup, log: Callable[[str], None]) -> dic
         results[target]["added_c1_p50_ms"] = added
     return {
         "results": results,
+        "paired_ratios": {
+            "small_c64_rps": measurements.paired_ratios("small_c64"),
+            "big_mb_per_s": measurements.paired_ratios("big"),
+        },
         "redis": {"commands": delta, "proxied_requests": proxied},
         "runs": [
             {"scenario": scenario, "target": target, **run.to_json()}
@@ -589,10 +608,17 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
-def targets(results: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
+def targets(
+    results: dict[str, dict[str, float | None]], paired: dict[str, list[float]]
+) -> list[dict[str, Any]]:
+    """The project's targets. The two throughput ratios are the median of the per-round
+    (paired) ratios, which this noisy machine moves far less than a ratio of two best-of
+    figures; both are shown."""
     ours, base = results["ours"], results["baseline"]
-    rps = _ratio(ours["small_c64_rps"], base["small_c64_rps"])
-    mbs = _ratio(ours["big_mb_per_s"], base["big_mb_per_s"])
+    rps = _median(paired["small_c64_rps"])
+    mbs = _median(paired["big_mb_per_s"])
+    rps_best = _ratio(ours["small_c64_rps"], base["small_c64_rps"])
+    mbs_best = _ratio(ours["big_mb_per_s"], base["big_mb_per_s"])
     extra = None
     if ours["added_c1_p50_ms"] is not None and base["added_c1_p50_ms"] is not None:
         extra = ours["added_c1_p50_ms"] - base["added_c1_p50_ms"]
@@ -601,7 +627,7 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]
         {
             "target": "GET /small c=64 requests/s >= 0.9x the bare proxy's",
             "value": rps,
-            "shown": "-" if rps is None else f"{rps:.2f}x",
+            "shown": _paired_shown(rps, paired["small_c64_rps"], rps_best),
             "met": rps is not None and rps >= 0.9,
         },
         {
@@ -613,7 +639,7 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]
         {
             "target": "GET /big MB/s >= the bare proxy's",
             "value": mbs,
-            "shown": "-" if mbs is None else f"{mbs:.2f}x",
+            "shown": _paired_shown(mbs, paired["big_mb_per_s"], mbs_best),
             "met": mbs is not None and mbs >= 1.0,
         },
         {
@@ -623,6 +649,18 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]
             "met": redis_rate is not None and redis_rate < 0.01,
         },
     ]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _paired_shown(median: float | None, rounds: list[float], best: float | None) -> str:
+    if median is None:
+        return "-"
+    each = " ".join(f"{r:.2f}" for r in rounds)
+    best_shown = "-" if best is None else f"{best:.2f}x"
+    return f"{median:.2f}x (median of rounds: {each}; best-of ratio {best_shown})"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -645,6 +683,10 @@ def render(report: dict[str, Any]) -> str:
     for target in report["targets"]:
         verdict = "met" if target["met"] else "MISSED"
         lines.append(f"  {target['target']:<62}{target['shown']:>12}  {verdict}")
+    lines.append(
+        "(throughput targets: the median of the per-round ratios, each round running ours and"
+        " the bare proxy seconds apart; the table above shows best-of figures)"
+    )
     return "\n".join(lines)
 
 
@@ -792,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
         **measured,
     }
     report["ratios"] = ratios(report["results"])
-    report["targets"] = targets(report["results"])
+    report["targets"] = targets(report["results"], report["paired_ratios"])
 
     print(
         f"pandadoc-proxy benchmark: {settings.mode}, {settings.rounds} round(s) of "
