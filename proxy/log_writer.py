@@ -27,7 +27,7 @@ __all__ = ["LineWriter"]
 
 class LineWriter:
     def __init__(
-        self, stream: TextIO, *, linger_s: float = 0.02, max_pending: int = 100_000
+        self, stream: TextIO, *, linger_s: float = 0.02, max_pending: int = 20_000
     ) -> None:
         self._stream = stream
         self._linger_s = linger_s
