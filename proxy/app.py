@@ -1,4 +1,4 @@
-"""``create_app()``: the routes, the middlewares and the resources of one proxy replica.
+"""``create_app()``: the routes, the request middleware and the resources of one proxy replica.
 
 Resources live in ``cleanup_ctx`` generators, one per resource, so aiohttp opens them at
 start-up and closes them in reverse order at shutdown, collecting every error on the way.

@@ -16,6 +16,10 @@ One exchange, in order:
 5. the answer's status and headers are relayed, then its body is streamed chunk by chunk with
    back-pressure, so memory does not grow with the size of a download.
 
+``upstream.timeout_s`` bounds steps 2-4 up to PandaDoc's response headers, and then each wait
+for the next chunk of the body (an idle timeout, not a total), with the coarse shared
+deadlines of ``deadlines.py``.
+
 Failures before the answer's headers become the contract's 502/504 errors. After the headers
 have gone to the client there is no way to send an error any more, so a failing upstream
 stream closes the client's connection: the client sees a truncated body, never a silently
@@ -195,8 +199,7 @@ class Forwarder:
             for attempt in range(1, attempts + 1):
                 try:
                     # The deadline covers connecting, sending and waiting for the response
-                    # headers; the body that follows is bounded by the session's sock_read
-                    # (idle) timeout only.
+                    # headers; the body that follows has an idle deadline (_stream_body).
                     with self.deadlines.within(self._timeout_s):
                         return await self.session.request(
                             request.method,
