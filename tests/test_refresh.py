@@ -75,6 +75,23 @@ async def test_a_401_refreshes_the_token_and_replays_the_request(
     assert stored.refresh_token != connected.refresh_token
 
 
+async def test_requests_arriving_during_a_renewal_wait_for_it_instead_of_meeting_a_401(
+    replicas: Replicas, emulator: Emulator, connected: StoredPair
+) -> None:
+    (proxy,) = await replicas(1)
+    emulator.settings.token_endpoint_delay_s = 1.0
+    emulator.state.expire_access_tokens()
+    first = asyncio.create_task(proxy.get("/test/echo"))
+    # The first request met its 401 and the renewal has reached the token endpoint.
+    await wait_until(lambda: refreshes(emulator) == 1)
+    later = await asyncio.gather(*(proxy.get("/test/echo") for _ in range(10)))
+    assert [response.status for response in later] == [200] * 10
+    assert (await first).status == 200
+    # Only the first request was sent with the refused token.
+    assert emulator.state.unauthorized_responses == 1
+    assert refreshes(emulator) == 1
+
+
 async def test_the_replay_carries_the_same_method_path_headers_and_body(
     replicas: Replicas, emulator: Emulator, connected: StoredPair
 ) -> None:

@@ -61,6 +61,8 @@ class TokenManager:
         self._loading: asyncio.Future[StoredPair | None] | None = None
         self._adoptions = 0
         self._on_store_error = on_store_error
+        #: The version of a pair PandaDoc has rejected and whose renewal is under way.
+        self._rejected_version: int | None = None
 
     @property
     def held(self) -> StoredPair | None:
@@ -71,7 +73,12 @@ class TokenManager:
         """The held pair if it can be used as it is (no store read due), else None: the
         common case, answered without a coroutine. Otherwise ask :meth:`current`."""
         pair = self._held
-        if pair is not None and pair.usable and self._clock() < self._fresh_until:
+        if (
+            pair is not None
+            and pair.usable
+            and self._clock() < self._fresh_until
+            and pair.version != self._rejected_version
+        ):
             return pair
         return None
 
@@ -88,6 +95,12 @@ class TokenManager:
                 raise TokenStoreUnavailable() from None
         if pair is None:
             raise AuthorizationRequired()
+        if pair.version == self._rejected_version:
+            # PandaDoc has refused this very token and its renewal is under way: wait for the
+            # new pair instead of sending a request that can only come back 401 and be sent
+            # again. In a stampede, this spares every request that arrives after the first
+            # 401 a round trip.
+            return await self.renew(pair, trigger="rejected")
         if not pair.usable:
             raise AuthorizationRequired(
                 "PandaDoc rejected the stored refresh token: an operator must connect the "
@@ -97,11 +110,18 @@ class TokenManager:
 
     async def renew(self, rejected: StoredPair, *, trigger: Trigger) -> StoredPair:
         """A pair to use instead of one PandaDoc rejected (see :class:`Refresher`)."""
+        if trigger == "rejected":
+            self._rejected_version = rejected.version
         try:
             pair = await self.refresher.renew(rejected, trigger=trigger)
         except AuthorizationRequired:
             self._fresh_until = float("-inf")  # Re-read, to hold the "authorization lost" mark.
             raise
+        finally:
+            # Also after a failed renewal: the next request tries the held token again (the
+            # 401 may have been PandaDoc's passing trouble), not the renewal's error.
+            if self._rejected_version == rejected.version:
+                self._rejected_version = None
         self.adopt(pair)
         return pair
 
