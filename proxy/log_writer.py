@@ -20,16 +20,30 @@ from __future__ import annotations
 import atexit
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import TextIO
 
 __all__ = ["LineWriter"]
 
 
+def _plain_drop_notice(dropped: int) -> str:
+    return (
+        f"pandadoc-proxy: {dropped} log lines were dropped: the log output was blocked and "
+        "too many lines were waiting"
+    )
+
+
 class LineWriter:
     def __init__(
-        self, stream: TextIO, *, linger_s: float = 0.02, max_pending: int = 20_000
+        self,
+        stream: TextIO,
+        *,
+        linger_s: float = 0.02,
+        max_pending: int = 20_000,
+        drop_notice: Callable[[int], str] = _plain_drop_notice,
     ) -> None:
         self._stream = stream
+        self._drop_notice = drop_notice
         self._linger_s = linger_s
         self._max_pending = max_pending
         # deque: append and popleft are atomic under the GIL, so neither side needs a lock.
@@ -82,10 +96,7 @@ class LineWriter:
             pass
         dropped, self._dropped = self._dropped, 0
         if dropped:
-            lines.append(
-                f"pandadoc-proxy: {dropped} log lines were dropped: the log output was "
-                "blocked and too many lines were waiting"
-            )
+            lines.append(self._drop_notice(dropped))
         if not lines:
             return
         try:

@@ -217,7 +217,13 @@ def configure_logging(config: LoggingConfig, secrets: tuple[str, ...] = ()) -> N
     global _access_sink
     remember_secret(*secrets)
     line = json_line if config.format == "json" else text_line
-    writer = LineWriter(sys.stderr)
+
+    def drop_notice(dropped: int) -> str:
+        message = f"{dropped} log lines were dropped: the log output was blocked"
+        fields = {"event": "log_lines_dropped", "dropped": dropped}
+        return line(time.time(), "warning", "pandadoc_proxy.logs", message, fields)
+
+    writer = LineWriter(sys.stderr, drop_notice=drop_notice)
     handler = _WriterHandler(writer)
     handler.setFormatter(_LineFormatter(line))
     root = logging.getLogger()
