@@ -7,14 +7,16 @@ import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from time import perf_counter
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from .errors import BadRequest, BodyTooLarge, ProxyError, error_response
+from .exchange import Exchange
 from .keys import CONFIG
-from .logs import ACCESS_LOGGER, AccessLogger
+from .logs import ACCESS_LOGGER, AccessLogger, log_access
 
 __all__ = ["ListenError", "ProxyAppRunner", "run", "serve_until_stopped", "start_site"]
 
@@ -50,6 +52,8 @@ class _ContractErrorHandler(RequestHandler):
             error.status = status
         response = error_response(error)
         response.force_close()
+        # Such a request never reaches the request middleware, which writes the others' lines.
+        log_access(request.method, request.path, error.status, Exchange("", perf_counter()), "")
         return response
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from conftest import Emulator, ProxyProcess, free_port, proxy_config, wait_until
+from conftest import Emulator, ProxyProcess, free_port, proxy_config, raw_exchange, wait_until
 
 from proxy.config import Config
 from proxy.exchange import Exchange
@@ -82,6 +82,24 @@ async def test_every_request_gets_one_access_line_with_what_an_operator_needs(
     assert first["replayed"] is False
     assert second["replayed"] is True
     assert first["replica"]
+
+
+async def test_a_request_the_http_parser_refuses_still_gets_an_access_line(
+    spawn_proxy: Spawn, config: Config
+) -> None:
+    replica = await spawn_proxy(config)
+    answer = await raw_exchange(
+        replica.port, b"GET /refused HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
+    )
+    assert answer.split(b" ")[1] == b"400"
+    await replica.stop()
+    refused = [
+        (line["method"], line["status"])
+        for line in log_lines(replica)
+        if line.get("event") == "access" and line["status"] != 200  # Not the health probes.
+    ]
+    # aiohttp's parser gave up before the method and path were known.
+    assert refused == [("UNKNOWN", 400)]
 
 
 async def test_no_token_code_or_secret_is_ever_written_to_the_logs(
