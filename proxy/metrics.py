@@ -32,6 +32,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .tokens import StoredPair
 from .tokens.model import AUTHORIZATION_STATES, authorization_state
@@ -66,12 +67,9 @@ class LockFreeHistogram:
         running = 0
         for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
             running += count
-            cumulative.append((_le(bound), running))
+            # prometheus-client's own spelling of a bound ("1.0", "+Inf"), untyped there.
+            cumulative.append((floatToGoString(bound), running))  # type: ignore[no-untyped-call]
         return HistogramMetricFamily(name, documentation, buckets=cumulative, sum_value=self.total)
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
 # prometheus-client's default buckets, as its Histogram had them.
