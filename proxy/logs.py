@@ -77,12 +77,16 @@ def json_line(
     }
     if exception:
         entry["exception"] = exception
+    return _json(entry)
+
+
+def _json(value: Any) -> str:
+    """``value`` as JSON: by orjson, or, for text orjson refuses (a lone surrogate, from
+    undecodable bytes), by the standard library, which escapes it."""
     try:
-        return orjson.dumps(entry, default=str).decode()
+        return orjson.dumps(value, default=str).decode()
     except orjson.JSONEncodeError:
-        # Text orjson refuses (a lone surrogate, from undecodable bytes): the standard
-        # library escapes it instead.
-        return json.dumps(entry, default=str)
+        return json.dumps(value, default=str)
 
 
 def text_line(
@@ -305,10 +309,7 @@ def json_access_line(
 @functools.lru_cache(maxsize=4096)
 def _escaped(text: str) -> str:
     """``text`` as the inside of a JSON string."""
-    try:
-        return orjson.dumps(text).decode()[1:-1]
-    except orjson.JSONEncodeError:  # A lone surrogate: the standard library escapes it.
-        return json.dumps(text)[1:-1]
+    return _json(text)[1:-1]
 
 
 class AccessLogger(AbstractAccessLogger):
