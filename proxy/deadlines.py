@@ -22,7 +22,6 @@ stream, armed only while the task waits for the next chunk.
 from __future__ import annotations
 
 import asyncio
-import time
 from types import TracebackType
 
 __all__ = ["Deadline", "Deadlines"]
@@ -63,7 +62,7 @@ class Deadline:
 
     def restart(self, seconds: float) -> None:
         """Due ``seconds`` from now (again)."""
-        self.when = self._deadlines.loop_time() + seconds
+        self.when = asyncio.get_running_loop().time() + seconds
 
     def pause(self) -> None:
         """Not due at all until the next ``restart``."""
@@ -81,7 +80,6 @@ class Deadlines:
         # restart() and pause() move without touching the dict.
         self._entries: dict[Deadline, None] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self.loop_time = time.monotonic  # Replaced by the running loop's clock on first use.
 
     def within(self, seconds: float) -> Deadline:
         """A context manager that times the current task out after ``seconds``."""
@@ -89,7 +87,6 @@ class Deadlines:
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("Deadlines.within() must be used inside a task")
-        self.loop_time = loop.time
         return Deadline(self, task, loop.time() + seconds)
 
     def _add(self, deadline: Deadline) -> None:
