@@ -45,7 +45,9 @@ from run import (  # noqa: E402  (bench/ is not a package)
     _signal_group,
     _store_token,
     free_ports,
+    start_redis,
     wait_until,
+    write_proxy_config,
 )
 
 
@@ -99,7 +101,8 @@ def measure(
         if ok != args.requests:
             raise RuntimeError(f"{name}: only {ok} of {args.requests} requests got 200")
         dumps = sorted(services.workdir.glob(f"{name}.callgrind.*"))
-        return callgrind_total(dumps[-1]) / args.requests
+        requests: int = args.requests
+        return callgrind_total(dumps[-1]) / requests
     finally:
         _signal_group(process, signal.SIGTERM)
         process.wait(30)
@@ -130,30 +133,17 @@ def main() -> int:
     upstream_url = f"http://{HOST}:{upstream_port}"
     services = Services(workdir)
     try:
-        redis = services.start(
-            "redis",
-            [
-                "redis-server",
-                *("--port", str(redis_port), "--bind", HOST, "--save", ""),
-                *("--appendonly", "no", "--dir", str(workdir)),
-            ],
-        )
+        redis = start_redis(services, "redis-server", redis_port, workdir)
         upstream = services.start(
             "upstream",
             [sys.executable, str(BENCH / "upstream.py"), "--port", str(upstream_port)],
         )
-        config = {
-            "upstream": {"base_url": upstream_url, "timeout_s": 30},
-            "oauth": {
-                "client_id": "bench-client",
-                "client_secret": "bench-secret",
-                "token_url": f"{upstream_url}/oauth2/access_token",
-            },
-            "redis": {"url": f"redis://{HOST}:{redis_port}/0", "key_prefix": "bench"},
-            "logging": {"level": "info", "format": "json", "access_log": not args.no_access_log},
-        }
-        config_path = workdir / "proxy.yaml"
-        config_path.write_text(json.dumps(config))
+        config_path = write_proxy_config(
+            workdir,
+            upstream_url,
+            f"redis://{HOST}:{redis_port}/0",
+            access_log=not args.no_access_log,
+        )
         wait_until("redis-server", redis, lambda: _redis_ping(redis_port), 15)
         wait_until("upstream", upstream, lambda: _ok(upstream_port, "/small"), 20)
         _store_token(config_path)

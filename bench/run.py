@@ -320,30 +320,12 @@ def start_everything(services: Services, workdir: Path) -> Setup:
     upstream_url = f"http://{HOST}:{upstream_port}"
     redis_url = f"redis://{HOST}:{redis_port}/0"
 
-    redis_service = services.start(
-        "redis",
-        [
-            redis_binary,
-            *("--port", str(redis_port), "--bind", HOST, "--save", "", "--appendonly", "no"),
-            *("--dir", str(workdir), "--logfile", ""),
-        ],
-    )
+    redis_service = start_redis(services, redis_binary, redis_port, workdir)
     upstream = services.start(
         "upstream", [sys.executable, str(BENCH / "upstream.py"), "--port", str(upstream_port)]
     )
 
-    config = {
-        "upstream": {"base_url": upstream_url, "timeout_s": 30},
-        "oauth": {
-            "client_id": "bench-client",
-            "client_secret": "bench-secret",
-            "token_url": f"{upstream_url}/oauth2/access_token",
-        },
-        "redis": {"url": redis_url, "key_prefix": "bench"},
-        "logging": {"level": "info", "format": "json", "access_log": True},
-    }
-    config_path = workdir / "proxy.yaml"
-    config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML.
+    config_path = write_proxy_config(workdir, upstream_url, redis_url)
     wait_until("redis-server", redis_service, lambda: _redis_ping(redis_port), 15)
     _store_token(config_path)
     # The proxy logs (access log included) to stderr, which goes to a file, as in production.
@@ -370,6 +352,37 @@ def start_everything(services: Services, workdir: Path) -> Setup:
         redis_port=redis_port,
         access_log=ours.log_path,
     )
+
+
+def start_redis(services: Services, binary: str, port: int, workdir: Path) -> Service:
+    """A throwaway redis-server: nothing saved, nothing logged to a file."""
+    return services.start(
+        "redis",
+        [
+            binary,
+            *("--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"),
+            *("--dir", str(workdir), "--logfile", ""),
+        ],
+    )
+
+
+def write_proxy_config(
+    workdir: Path, upstream_url: str, redis_url: str, *, access_log: bool = True
+) -> Path:
+    """The proxy's config for a benchmark: every feature on, JSON access log to stderr."""
+    config = {
+        "upstream": {"base_url": upstream_url, "timeout_s": 30},
+        "oauth": {
+            "client_id": "bench-client",
+            "client_secret": "bench-secret",
+            "token_url": f"{upstream_url}/oauth2/access_token",
+        },
+        "redis": {"url": redis_url, "key_prefix": "bench"},
+        "logging": {"level": "info", "format": "json", "access_log": access_log},
+    }
+    config_path = workdir / "proxy.yaml"
+    config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML.
+    return config_path
 
 
 def _redis_ping(port: int) -> bool:
