@@ -170,9 +170,7 @@ class Forwarder:
                 rejected, prefetched = await _token_rejected(upstream, self.config)
         except TimeoutError:
             upstream.close()
-            raise UpstreamTimeout(
-                f"PandaDoc did not answer within {self._timeout_s:g} seconds."
-            ) from None
+            raise self._timed_out() from None
         except aiohttp.ClientError as exc:
             upstream.close()
             raise UpstreamUnreachable(_describe(exc)) from None
@@ -219,9 +217,7 @@ class Forwarder:
         except aiohttp.ConnectionTimeoutError:
             raise UpstreamUnreachable("Connecting to PandaDoc timed out.") from None
         except TimeoutError:
-            raise UpstreamTimeout(
-                f"PandaDoc did not answer within {self._timeout_s:g} seconds."
-            ) from None
+            raise self._timed_out() from None
         except aiohttp.ClientResponseError as exc:
             # A response aiohttp could not parse: PandaDoc (or something on the way) is broken.
             raise UpstreamUnreachable(f"Invalid response from PandaDoc ({exc.status}).") from None
@@ -234,6 +230,9 @@ class Forwarder:
             waited = time.perf_counter() - started
             exchange.upstream_seconds += waited
             self.metrics.requests.upstream_seconds.observe(waited)
+
+    def _timed_out(self) -> UpstreamTimeout:
+        return UpstreamTimeout(f"PandaDoc did not answer within {self._timeout_s:g} seconds.")
 
     async def _relay(
         self,
