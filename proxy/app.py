@@ -7,7 +7,7 @@ start-up and closes them in reverse order at shutdown, collecting every error on
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 import socket
 import uuid
@@ -18,11 +18,13 @@ from aiohttp import web
 
 from .admin import add_admin_routes
 from .config import Config
+from .credentials import ApiKeyCredentials, BearerCredentials, Credentials
 from .errors import NotFound
 from .forward import NO_AUTO_HEADERS, Forwarder, PassThroughRequest, forward
 from .keys import (
     CLIENT_SESSION,
     CONFIG,
+    CREDENTIALS,
     FORWARDER,
     METRICS,
     REPLICA_ID,
@@ -32,9 +34,10 @@ from .metrics import ProxyMetrics
 from .middleware import request_middleware
 from .tokens import RedisTokenStore, TokenStore
 from .tokens.manager import TokenManager
-from .tokens.refresher import Refresher
 
 __all__ = ["create_app", "new_replica_id"]
+
+log = logging.getLogger("pandadoc_proxy.app")
 
 
 def new_replica_id() -> str:
@@ -65,8 +68,7 @@ def create_app(
     app[REPLICA_ID] = replica_id or new_replica_id()
     app[METRICS] = ProxyMetrics.create()
     app.cleanup_ctx.append(_client_session_ctx)
-    app.cleanup_ctx.append(_token_store_ctx(store))
-    app.cleanup_ctx.append(_proactive_refresh_ctx)
+    app.cleanup_ctx.append(_credentials_ctx(store))
 
     add_admin_routes(app)
     app.router.add_route("*", "/_proxy/{tail:.*}", _not_found)
@@ -101,45 +103,52 @@ async def _client_session_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
-def _token_store_ctx(
+def _credentials_ctx(
     given: TokenStore | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def token_store_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def credentials_ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
-        store = given or RedisTokenStore.from_config(config)
         metrics = app[METRICS]
-        refresher = Refresher(
+        session = app[CLIENT_SESSION]
+        if config.auth.mode == "api_key":
+            # PandaDoc's fixed key: no token store, no refresh, no Redis at all.
+            credentials: Credentials = ApiKeyCredentials(config.auth.api_key)
+            metrics.watch_credentials(credentials.state)
+            app[CREDENTIALS] = credentials
+            app[FORWARDER] = Forwarder(config, session, credentials, metrics)
+            yield
+            return
+        store = given or RedisTokenStore.from_config(config, on_error=metrics.tokens.store_failed)
+        tokens = TokenManager(
             store,
-            app[CLIENT_SESSION],
+            session,
             config.oauth,
             config.tokens,
             owner=app[REPLICA_ID],
-            on_outcome=lambda outcome, trigger: metrics.refreshes.labels(outcome, trigger).inc(),
-            on_lock_wait=metrics.lock_wait_seconds.observe,
-        )
-        app[TOKENS] = TokenManager(
-            store,
-            refresher,
             cache_s=config.redis.token_cache_s,
-            on_store_error=metrics.redis_errors.inc,
+            events=metrics.tokens,
         )
-        metrics.watch_tokens(lambda: app[TOKENS].held)
-        app[FORWARDER] = Forwarder(config, app[CLIENT_SESSION], app[TOKENS], metrics)
+        bearer = BearerCredentials(
+            tokens, refresh_on_403=config.tokens.refresh_on_403_authentication_error
+        )
+        metrics.watch_credentials(bearer.state, lambda: tokens.held, lambda: tokens.listening)
+        app[TOKENS] = tokens
+        app[CREDENTIALS] = bearer
+        app[FORWARDER] = Forwarder(config, session, bearer, metrics)
+        # Listening from start-up: a pair stored anywhere is used here at once.
+        background = [
+            asyncio.create_task(tokens.follow_notices(), name="token-notices"),
+            asyncio.create_task(tokens.keep_fresh(), name="proactive-refresh"),
+        ]
         yield
-        await app[TOKENS].close()
+        for task in background:
+            task.cancel()
+        _, stuck = await asyncio.wait(background, timeout=5.0)
+        if stuck:  # Never seen; a shutdown must not hang on it. The store's close ends them.
+            log.warning("background token tasks did not stop", extra={"event": "shutdown_slow"})
+        # A new pair still being written gets the drain time to land (refresher.close).
+        await tokens.close(grace_s=config.listen.drain_timeout_s)
         if given is None:
             await store.close()
 
-    return token_store_ctx
-
-
-async def _proactive_refresh_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Keeps the token fresh ahead of its expiry, also when no requests come."""
-    if app[CONFIG].auth.mode == "api_key":
-        yield
-        return
-    task = asyncio.create_task(app[TOKENS].keep_fresh(), name="proactive-refresh")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    return credentials_ctx

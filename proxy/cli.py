@@ -249,6 +249,34 @@ def _with_store(args: argparse.Namespace, action: Callable[[Config, Any], Awaita
     return asyncio.run(body())
 
 
+def _with_tokens(
+    args: argparse.Namespace,
+    action: Callable[[Config, Any], Awaitable[T]],
+    *,
+    failure: str = "failed",
+) -> T:
+    """Run ``action(config, tokens)`` with the token manager every replica uses (so the
+    command line writes the pair the way they do, fenced and announced), closing it after.
+    A refusal of the proxy's own (no token stored, the token endpoint failing) is reported
+    as ``FAILURE: why``."""
+    from .errors import ProxyError
+    from .tokens.manager import TokenManager
+
+    async def with_manager(config: Config, store: Any) -> T:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+            tokens = TokenManager(
+                store, session, config.oauth, config.tokens, owner="cli", cache_s=0.0
+            )
+            try:
+                return await action(config, tokens)
+            except ProxyError as exc:
+                raise CommandFailed(f"{failure}: {exc.message}") from None
+            finally:
+                await tokens.close()
+
+    return _with_store(args, with_manager)
+
+
 def _describe_time(epoch: float | None) -> str:
     return describe_moment(epoch, decimals=1)
 
@@ -277,66 +305,51 @@ def _token_status(args: argparse.Namespace) -> int:
 
 
 def _token_set(args: argparse.Namespace) -> int:
-    from .tokens import NewTokens, RedisTokenStore, StoredPair
+    from .tokens import NewTokens, StoredPair
+    from .tokens.manager import TokenManager
+    from .tokens.model import sane_expires_in
 
     if not args.access_token.strip() or not args.refresh_token.strip():
         raise CommandFailed("the access token and the refresh token must not be empty")
-    if args.expires_in is not None and args.expires_in <= 0:
+    if args.expires_in is not None and not 0 < args.expires_in < float("inf"):
         raise CommandFailed("--expires-in must be a positive number of seconds")
-    tokens = NewTokens(args.access_token.strip(), args.refresh_token.strip(), args.expires_in)
+    expires_in = sane_expires_in(args.expires_in, source="--expires-in")
+    tokens = NewTokens(args.access_token.strip(), args.refresh_token.strip(), expires_in)
 
-    async def store_pair(config: Config, store: RedisTokenStore) -> StoredPair:
-        return await store.save(tokens, expected_version=None, obtained_by="cli")
+    async def store_pair(config: Config, manager: TokenManager) -> StoredPair:
+        return await manager.replace(tokens, obtained_by="cli")
 
-    pair = _with_store(args, store_pair)
+    pair = _with_tokens(args, store_pair, failure="storing the pair failed")
     print(f"stored token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
     return 0
 
 
 def _token_exchange(args: argparse.Namespace) -> int:
-    from .tokens import RedisTokenStore, StaleWrite, StoredPair
+    from .tokens import StoredPair
+    from .tokens.manager import TokenManager
     from .tokens.oauth import TokenEndpointError, exchange_code
 
-    async def exchange(config: Config, store: RedisTokenStore) -> StoredPair:
-        current = await store.load()
+    async def exchange(config: Config, manager: TokenManager) -> StoredPair:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             try:
                 tokens = await exchange_code(session, config.oauth, args.code.strip())
             except TokenEndpointError as exc:
                 raise CommandFailed(f"the code exchange failed: {exc}") from None
-        try:
-            return await store.save(
-                tokens,
-                expected_version=current.version if current else 0,
-                obtained_by="cli",
-            )
-        except StaleWrite:
-            raise CommandFailed(
-                "another replica stored a new pair during the exchange; the new one was kept"
-            ) from None
+        return await manager.replace(tokens, obtained_by="cli")
 
-    pair = _with_store(args, exchange)
+    pair = _with_tokens(args, exchange, failure="the code exchange failed")
     print(f"stored token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
     return 0
 
 
 def _token_refresh(args: argparse.Namespace) -> int:
-    from .errors import ProxyError
-    from .tokens import RedisTokenStore, StoredPair
-    from .tokens.refresher import Refresher
+    from .tokens import StoredPair
+    from .tokens.manager import TokenManager
 
-    async def refresh(config: Config, store: RedisTokenStore) -> StoredPair:
-        current = await store.load()
-        if current is None:
-            raise CommandFailed("no token stored: connect the proxy to PandaDoc first")
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-            refresher = Refresher(store, session, config.oauth, config.tokens, owner="cli")
-            try:
-                return await refresher.renew(current, trigger="manual")
-            except ProxyError as exc:
-                raise CommandFailed(f"refresh failed: {exc.message}") from None
+    async def refresh(config: Config, manager: TokenManager) -> StoredPair:
+        return await manager.refresh_now()
 
-    pair = _with_store(args, refresh)
+    pair = _with_tokens(args, refresh, failure="refresh failed")
     print(f"token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
     return 0
 

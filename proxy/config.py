@@ -174,9 +174,9 @@ class RedisConfig:
     #: Redis Cluster: ``url`` names one node; the client discovers the others and follows
     #: slot moves. Every key of one ``key_prefix`` lives in one slot (a ``{key_prefix}`` tag).
     cluster: bool = False
-    #: Seconds a process trusts its in-memory copy of the token before re-reading Redis.
-    #: A 401 re-reads at once, so this only bounds how long a replica may use a token that
-    #: another replica has already replaced.
+    #: Seconds a process trusts its in-memory copy of the token before re-reading Redis, as a
+    #: fallback: every write of the pair also publishes a notice that every replica hears at
+    #: once. While that subscription is down, the copy is trusted for at most one second.
     token_cache_s: float = 5.0
     socket_timeout_s: float = 2.0
 
@@ -192,6 +192,14 @@ class TokensConfig:
     #: After a refresh failed, requests get 503 refresh_failed for this long without calling
     #: the token endpoint again, so an outage at PandaDoc is not met with a stampede.
     failed_refresh_cooldown_s: float = 5.0
+    #: At most this many successful refreshes per minute, fleet-wide, whatever the token
+    #: endpoint claims about lifetimes; beyond it renewals are refused (503 refresh_failed
+    #: with Retry-After) and the pair in hand is used. 0: no ceiling.
+    max_refreshes_per_minute: int = 6
+    #: How long a request waits for a renewal of the token (its own replica's refresh, or
+    #: another replica's, or a token store that does not answer) before it gets 503; the
+    #: renewal itself goes on in the background.
+    renewal_wait_s: float = field(default=30.0, metadata=POSITIVE)
     #: Also treat a 403 whose JSON body has "type": "authentication_error" as a rejected
     #: token (PandaDoc documents that answer for an invalid token).
     refresh_on_403_authentication_error: bool = True

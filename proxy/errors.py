@@ -129,6 +129,11 @@ class RefreshFailed(ProxyError):
         "PandaDoc's token endpoint failed; the stored authorization is kept, try again shortly."
     )
 
+    def __init__(self, message: str | None = None, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after_s is not None:
+            self.headers["Retry-After"] = str(retry_after_s)
+
 
 class Overloaded(ProxyError):
     status = 503

@@ -8,11 +8,12 @@ One exchange, in order:
    ``request.path`` is percent-decoded, so only ``raw_path`` with ``encoded=True`` keeps
    ``%2F`` and friends as the client sent them;
 3. headers are filtered by ``headers.py`` and the bearer token is added;
-4. if PandaDoc rejected the token (401, or a 403 whose JSON body says
-   ``"type": "authentication_error"``), the token is renewed (``tokens/refresher.py``) and the
-   request is sent once more, same method, path, headers and body. That replay is safe for
-   every method, POST included: PandaDoc refused the request before acting on it. A second
-   rejection goes to the client as it is;
+4. if PandaDoc rejected the credential, the credentials object (``credentials.py``) says what
+   to send next: for the OAuth token, the stored one if this process's copy was behind, else a
+   renewed one (``tokens/refresher.py``); the request is sent again, same method, path,
+   headers and body. That is safe for every method, POST included: PandaDoc refused the
+   request before acting on it. A rejection of a token obtained after the request was first
+   rejected goes to the client as it is;
 5. the answer's status and headers are relayed, then its body is streamed chunk by chunk with
    back-pressure, so memory does not grow with the size of a download.
 
@@ -28,7 +29,6 @@ shortened one that looks complete.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -39,13 +39,13 @@ from yarl import URL
 
 from .body import EMPTY_BODY, RequestBody, read_body
 from .config import Config
+from .credentials import Credentials
 from .deadlines import Deadlines
 from .errors import BadRequest, Overloaded, UpstreamTimeout, UpstreamUnreachable
 from .exchange import Exchange
 from .headers import downstream_headers, upstream_headers
 from .keys import EXCHANGE, FORWARDER
 from .metrics import ProxyMetrics
-from .tokens.manager import TokenManager
 
 __all__ = [
     "NO_AUTO_HEADERS",
@@ -113,18 +113,17 @@ class Forwarder:
         self,
         config: Config,
         session: aiohttp.ClientSession,
-        tokens: TokenManager,
+        credentials: Credentials,
         metrics: ProxyMetrics,
     ) -> None:
         self.config = config
         self.session = session
-        self.tokens = tokens
+        self.credentials = credentials
         self.metrics = metrics
         self.concurrency = ConcurrencyCap(config.limits.max_concurrent_requests)
         self.deadlines = Deadlines()
         self._base_url = config.upstream.base_url.rstrip("/")
         self._timeout_s = config.upstream.timeout_s
-        self._api_key = f"API-Key {config.auth.api_key}" if config.auth.mode == "api_key" else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         exchange = request[EXCHANGE]
@@ -141,13 +140,7 @@ class Forwarder:
                 else EMPTY_BODY
             )
             try:
-                if self._api_key is not None:
-                    # PandaDoc's legacy scheme: a fixed key, nothing to refresh; a 401 goes to
-                    # the client.
-                    upstream = await self._send(request, exchange, body, self._api_key)
-                    prefetched = None
-                else:
-                    upstream, prefetched = await self._send_with_token(request, exchange, body)
+                upstream, prefetched = await self._send_authorized(request, exchange, body)
                 try:
                     return await self._relay(request, exchange, upstream, prefetched)
                 finally:
@@ -155,32 +148,41 @@ class Forwarder:
             finally:
                 body.close()
 
-    async def _send_with_token(
+    async def _send_authorized(
         self, request: web.Request, exchange: Exchange, body: RequestBody
     ) -> tuple[aiohttp.ClientResponse, bytes | None]:
-        """Send with the stored bearer token; if PandaDoc rejects it, renew it and replay once."""
-        pair = self.tokens.fresh() or await self.tokens.current()
-        upstream = await self._send(request, exchange, body, f"Bearer {pair.access_token}")
-        if upstream.status != 401 and upstream.status != 403:
+        """Send with the credentials' grant; after a rejection, as they say (``credentials.py``).
+
+        Returns the answer to relay, and its body when it had to be read to judge it.
+        """
+        credentials = self.credentials
+        grant = credentials.ready() or await credentials.grant()
+        upstream = await self._send(request, exchange, body, grant.header)
+        if not credentials.may_reject(upstream.status):
             return upstream, None
-        try:
-            # A rejection's body is read (small, bounded) to decide, under the same deadline
-            # as the headers were.
-            with self.deadlines.within(self._timeout_s):
-                rejected, prefetched = await _token_rejected(upstream, self.config)
-        except TimeoutError:
-            upstream.close()
-            raise self._timed_out() from None
-        except aiohttp.ClientError as exc:
-            upstream.close()
-            raise UpstreamUnreachable(_describe(exc)) from None
-        if not rejected:
-            return upstream, prefetched
-        upstream.release()
-        pair = await self.tokens.renew(pair, trigger="rejected")
-        self.metrics.replays.inc()
-        exchange.replayed = True
-        return await self._send(request, exchange, body, f"Bearer {pair.access_token}"), None
+        retry = credentials.after_rejection(grant)
+        while not retry.exhausted:
+            try:
+                # A rejection's body is read (small, bounded) to decide, under the same
+                # deadline as the headers were.
+                with self.deadlines.within(self._timeout_s):
+                    rejected, prefetched = await credentials.rejected(upstream)
+            except TimeoutError:
+                upstream.close()
+                raise self._timed_out() from None
+            except aiohttp.ClientError as exc:
+                upstream.close()
+                raise UpstreamUnreachable(_describe(exc)) from None
+            if not rejected:
+                return upstream, prefetched
+            upstream.release()
+            grant = await retry.next_grant()
+            self.metrics.replays.inc()
+            exchange.replayed = True
+            upstream = await self._send(request, exchange, body, grant.header)
+            if not credentials.may_reject(upstream.status):
+                return upstream, None
+        return upstream, None
 
     async def _send(
         self, request: web.Request, exchange: Exchange, body: RequestBody, authorization: str
@@ -289,40 +291,6 @@ class Forwarder:
                 idle.pause()
                 await response.write(chunk)
                 idle.restart(timeout_s)
-
-
-#: A 403 body is inspected only when it is JSON of at most this size.
-_MAX_INSPECTED_BODY = 64 * 1024
-
-
-async def _token_rejected(
-    upstream: aiohttp.ClientResponse, config: Config
-) -> tuple[bool, bytes | None]:
-    """Did PandaDoc reject the token? Also returns a 403 body read to find out, to relay it.
-
-    PandaDoc answers 401 for an expired or replaced token, and documents a 403 with the same
-    ``{"type": "authentication_error", ...}`` body for a rejected one; only that body makes a
-    403 count, since a 403 is otherwise about permissions, which a new token would not change.
-    """
-    small = upstream.content_length is not None and upstream.content_length <= _MAX_INSPECTED_BODY
-    if upstream.status == 401:
-        if small:
-            await upstream.read()  # Drained, so the connection goes back to the pool.
-        return True, None
-    if (
-        upstream.status != 403
-        or not config.tokens.refresh_on_403_authentication_error
-        or upstream.content_type != "application/json"
-        or not small
-    ):
-        return False, None
-    body = await upstream.read()
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return False, body
-    is_auth_error = isinstance(parsed, dict) and parsed.get("type") == "authentication_error"
-    return is_auth_error, None if is_auth_error else body
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .config import Config
+    from .credentials import Credentials
     from .exchange import Exchange
     from .forward import Forwarder
     from .metrics import ProxyMetrics
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLIENT_SESSION",
     "CONFIG",
+    "CREDENTIALS",
     "EXCHANGE",
     "FORWARDER",
     "METRICS",
@@ -34,6 +36,9 @@ REQUEST_ID_HEADER = "X-Request-Id"
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 #: The pooled client session that talks to PandaDoc's API.
 CLIENT_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("client_session")
+#: How forwarded requests are authorized (credentials.py): an API key or the OAuth pair.
+CREDENTIALS: web.AppKey[Credentials] = web.AppKey("credentials")
+#: The OAuth pair's owner; absent in API-key mode, which has no token store.
 TOKENS: web.AppKey[TokenManager] = web.AppKey("tokens")
 #: Sends requests to PandaDoc (forward.py); created once the session and tokens exist.
 FORWARDER: web.AppKey[Forwarder] = web.AppKey("forwarder")

@@ -35,9 +35,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .tokens import StoredPair
-from .tokens.model import AUTHORIZATION_STATES, authorization_state
+from .tokens.events import Trigger
+from .tokens.model import AUTHORIZATION_STATES
 
-__all__ = ["LockFreeHistogram", "ProxyMetrics", "RequestMetrics"]
+__all__ = ["LockFreeHistogram", "ProxyMetrics", "RequestMetrics", "TokenMetrics"]
 
 # The *_created series double every counter's output and say nothing an operator needs.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
@@ -117,6 +118,56 @@ class RequestMetrics(Collector):
         )
 
 
+class TokenMetrics:
+    """The token code's events (``tokens/events.py``) as metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.refreshes = Counter(
+            "pandadoc_proxy_refreshes",
+            "Token refreshes this replica attempted, by outcome (ok, failed, rejected, fenced, "
+            "ceiling) and trigger (rejected: PandaDoc refused a token; proactive; expired: the "
+            "held token was past its expiry; manual).",
+            ["outcome", "trigger"],
+            registry=registry,
+        )
+        self.lock_wait_seconds = Histogram(
+            "pandadoc_proxy_refresh_lock_wait_seconds",
+            "Time a renewal waited for the refresh lock or for another replica's new pair.",
+            registry=registry,
+        )
+        self.redis_errors = Counter(
+            "pandadoc_proxy_redis_errors",
+            "Token store operations that failed on Redis (unreachable, timed out, refused).",
+            registry=registry,
+        )
+        self.pending_writes = Gauge(
+            "pandadoc_proxy_pair_write_pending",
+            "1 while a new token pair PandaDoc issued is served from memory because its write "
+            "to the token store has not landed yet.",
+            registry=registry,
+        )
+        self.abandoned_writes = Counter(
+            "pandadoc_proxy_pair_writes_abandoned",
+            "New token pairs lost because the process stopped before their write landed.",
+            registry=registry,
+        )
+
+    def refreshed(self, outcome: str, trigger: Trigger) -> None:
+        self.refreshes.labels(outcome, trigger).inc()
+
+    def waited_for_lock(self, seconds: float) -> None:
+        self.lock_wait_seconds.observe(seconds)
+
+    def store_failed(self) -> None:
+        self.redis_errors.inc()
+
+    def write_pending(self, pending: bool) -> None:
+        self.pending_writes.inc() if pending else self.pending_writes.dec()
+
+    def write_abandoned(self) -> None:
+        self.abandoned_writes.inc()
+
+
 @dataclass(frozen=True)
 class ProxyMetrics:
     registry: CollectorRegistry
@@ -124,11 +175,11 @@ class ProxyMetrics:
     requests: RequestMetrics
     proxy_errors: Counter
     replays: Counter
-    refreshes: Counter
-    lock_wait_seconds: Histogram
-    redis_errors: Counter
+    #: What the token code reports (refreshes, lock waits, Redis errors, pending writes).
+    tokens: TokenMetrics
     token_expires_in: Gauge
     authorization_state: Gauge
+    notices_up: Gauge
 
     @classmethod
     def create(cls) -> ProxyMetrics:
@@ -149,23 +200,7 @@ class ProxyMetrics:
                 "Requests sent again with a renewed token after PandaDoc rejected the first.",
                 registry=registry,
             ),
-            refreshes=Counter(
-                "pandadoc_proxy_refreshes",
-                "Token refreshes this replica attempted, by outcome (ok, failed, rejected, "
-                "fenced) and trigger (rejected: PandaDoc refused a token; proactive; manual).",
-                ["outcome", "trigger"],
-                registry=registry,
-            ),
-            lock_wait_seconds=Histogram(
-                "pandadoc_proxy_refresh_lock_wait_seconds",
-                "Time a renewal waited for the refresh lock or for another replica's new pair.",
-                registry=registry,
-            ),
-            redis_errors=Counter(
-                "pandadoc_proxy_redis_errors",
-                "Token store operations that failed because Redis was unreachable.",
-                registry=registry,
-            ),
+            tokens=TokenMetrics(registry),
             token_expires_in=Gauge(
                 "pandadoc_proxy_token_expires_in_seconds",
                 "Seconds until the access token held by this replica expires (NaN if unknown).",
@@ -174,14 +209,26 @@ class ProxyMetrics:
             authorization_state=Gauge(
                 "pandadoc_proxy_authorization_state",
                 "1 for the state this replica sees: connected, refresh_failing, "
-                "authorization_required, not_connected.",
+                "authorization_required, not_connected, api_key.",
                 ["state"],
+                registry=registry,
+            ),
+            notices_up=Gauge(
+                "pandadoc_proxy_token_notices_up",
+                "1 while this replica hears the token store's notices of new pairs (else it "
+                "re-reads the pair every second).",
                 registry=registry,
             ),
         )
 
-    def watch_tokens(self, held: Callable[[], StoredPair | None]) -> None:
-        """Compute the token gauges at scrape time from what ``held()`` returns."""
+    def watch_credentials(
+        self,
+        state: Callable[[], str],
+        held: Callable[[], StoredPair | None] = lambda: None,
+        listening: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Compute the authorization gauges at scrape time from the credentials' state, the
+        pair held (if any) and whether the store's notices are heard."""
 
         def expires_in() -> float:
             pair = held()
@@ -189,9 +236,10 @@ class ProxyMetrics:
             return float("nan") if left is None else left
 
         self.token_expires_in.set_function(expires_in)
+        self.notices_up.set_function(lambda: float(listening()))
 
-        def is_state(state: str) -> Callable[[], float]:
-            return lambda: float(authorization_state(held()) == state)
+        def is_state(name: str) -> Callable[[], float]:
+            return lambda: float(state() == name)
 
-        for state in AUTHORIZATION_STATES:
-            self.authorization_state.labels(state).set_function(is_state(state))
+        for name in AUTHORIZATION_STATES:
+            self.authorization_state.labels(name).set_function(is_state(name))

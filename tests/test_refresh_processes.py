@@ -125,15 +125,15 @@ async def test_a_lock_holder_frozen_mid_refresh_does_not_cause_a_second_refresh(
 
 
 async def lock_holder_pid(redis_url: str, lock_key: str) -> int:
-    """The pid of the replica holding the refresh lock (its token is ``host-pid-id:random``)."""
+    """The pid of the process holding the refresh lock (its token is
+    ``OWNER|HOST|NAMESPACE|PID|NONCE``, see proxy/tokens/lock.py)."""
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         token = await client.get(lock_key)
     finally:
         await client.aclose()
     assert token is not None, "nobody holds the refresh lock while a refresh is in flight"
-    owner = token.rsplit(":", 1)[0]
-    return int(owner.rsplit("-", 2)[1])
+    return int(token.split("|")[3])
 
 
 async def test_a_100_mb_upload_that_meets_a_401_is_replayed_intact_with_bounded_memory(

@@ -14,13 +14,14 @@ import hashlib
 import hmac
 import logging
 import secrets
-from datetime import UTC, datetime
 
 from aiohttp import web
 
 from ..errors import NotFound
 from ..keys import CLIENT_SESSION, CONFIG, REPLICA_ID, TOKENS
-from ..tokens import NewTokens, StaleWrite, StoredPair, TokenStoreError
+from ..moments import describe_moment
+from ..tokens import TokenStoreError
+from ..tokens.manager import TokenManager
 from ..tokens.oauth import TokenEndpointError, authorization_url, exchange_code
 from .html import escape, html_page
 
@@ -37,18 +38,20 @@ def _binding(nonce: str) -> str:
     return hashlib.sha256(nonce.encode()).hexdigest()
 
 
-def _refuse_in_api_key_mode(request: web.Request) -> None:
-    if request.app[CONFIG].auth.mode == "api_key":
+def _tokens(request: web.Request) -> TokenManager:
+    tokens = request.app.get(TOKENS)
+    if tokens is None:
         raise NotFound("OAuth is off: the proxy runs in API-key mode.")
+    return tokens
 
 
 async def authorize(request: web.Request) -> web.Response:
-    _refuse_in_api_key_mode(request)
+    tokens = _tokens(request)
     config = request.app[CONFIG]
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     try:
-        await request.app[TOKENS].store.put_oauth_state(state, _binding(nonce), STATE_TTL_S)
+        await tokens.put_oauth_state(state, _binding(nonce), STATE_TTL_S)
     except TokenStoreError:
         return _failure(503, "The token store (Redis) is unreachable; try again in a moment.")
     response = web.HTTPFound(authorization_url(config.oauth, state))
@@ -69,11 +72,10 @@ async def authorize(request: web.Request) -> web.Response:
 
 
 async def callback(request: web.Request) -> web.Response:
-    _refuse_in_api_key_mode(request)
-    store = request.app[TOKENS].store
+    tokens = _tokens(request)
     state = request.query.get("state", "")
     try:
-        binding = await store.take_oauth_state(state) if state else None
+        binding = await tokens.take_oauth_state(state) if state else None
     except TokenStoreError:
         return _failure(503, "The token store (Redis) is unreachable; try again in a moment.")
     nonce = request.cookies.get(_COOKIE, "")
@@ -97,21 +99,22 @@ async def callback(request: web.Request) -> web.Response:
 
     config = request.app[CONFIG]
     try:
-        tokens = await exchange_code(request.app[CLIENT_SESSION], config.oauth, code)
+        issued = await exchange_code(request.app[CLIENT_SESSION], config.oauth, code)
     except TokenEndpointError as exc:
         log.warning("code exchange failed", extra={"event": "connect_failed", "error": exc.error})
         status = 502 if exc.retryable else 400
         return _failure(status, f"PandaDoc refused to exchange the code ({exc.error}).")
     try:
-        stored = await _store(request, tokens)
+        stored = await tokens.replace(issued, obtained_by=request.app[REPLICA_ID])
     except TokenStoreError:
         return _failure(503, "The token store (Redis) is unreachable; the new token was not kept.")
-    except StaleWrite:
-        return _failure(409, "Another replica kept changing the token; start again.")
     log.info("connected to PandaDoc", extra={"event": "connected", "version": stored.version})
     expiry = ""
     if stored.expires_at is not None:
-        expiry = f" The access token expires on {_date(stored.expires_at)} and is refreshed before."
+        expiry = (
+            f" The access token expires {describe_moment(stored.expires_at)} and is refreshed "
+            "before."
+        )
     response = html_page(
         "Connected",
         "<h1>Connected to PandaDoc</h1><p><span class='state ok'>Connected</span></p>"
@@ -123,38 +126,9 @@ async def callback(request: web.Request) -> web.Response:
     return response
 
 
-async def _store(request: web.Request, tokens: NewTokens) -> StoredPair:
-    """Store the new pair as the successor of whatever is stored now (a fenced write).
-
-    If a refresh stores a pair between our read and our write, the write is retried once on
-    top of that pair: the new authorization is what the operator asked for, and its refresh
-    token is unused, so it is the better one to keep.
-    """
-    manager = request.app[TOKENS]
-    for attempt in (1, 2):
-        current = await manager.store.load()
-        try:
-            stored = await manager.store.save(
-                tokens,
-                expected_version=current.version if current else 0,
-                obtained_by=request.app[REPLICA_ID],
-            )
-        except StaleWrite:
-            if attempt == 2:
-                raise
-            continue
-        manager.adopt(stored)
-        return stored
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def _failure(status: int, message: str, *, title: str = "Connection failed") -> web.Response:
     body = (
         f"<h1>{escape(title)}</h1>"
         f"<p>{escape(message)}</p><p><a href='/_proxy/'>Back to the status page</a></p>"
     )
     return html_page(title, body, status=status)
-
-
-def _date(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..keys import CONFIG, TOKENS
+from ..keys import TOKENS
 from ..tokens import TokenStoreError
 
 
@@ -19,8 +19,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    if request.app[CONFIG].auth.mode == "api_key":
-        # Nothing to look up: every request carries the configured key.
+    tokens = request.app.get(TOKENS)
+    if tokens is None:
+        # API-key mode: nothing to look up, every request carries the configured key.
         return web.json_response(
             {
                 "status": "ready",
@@ -28,10 +29,9 @@ async def ready(request: web.Request) -> web.Response:
                 "token": {"ok": True, "mode": "api_key"},
             }
         )
-    tokens = request.app[TOKENS]
     checks: dict[str, dict[str, Any]] = {}
     try:
-        await tokens.store.ping()
+        await tokens.ping()
         checks["redis"] = {"ok": True}
     except TokenStoreError as exc:
         checks["redis"] = {"ok": False, "error": str(exc)}

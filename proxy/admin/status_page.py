@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import CONFIG, REPLICA_ID, TOKENS
+from ..keys import REPLICA_ID, TOKENS
 from ..moments import describe_moment
 from ..tokens import StoredPair, TokenStoreError
 from ..tokens.model import authorization_state
@@ -47,9 +47,9 @@ def _state(pair: StoredPair | None) -> tuple[str, str, str]:
 
 
 async def status_page(request: web.Request) -> web.Response:
-    config = request.app[CONFIG]
     replica = escape(request.app[REPLICA_ID])
-    if config.auth.mode == "api_key":
+    tokens = request.app.get(TOKENS)
+    if tokens is None:
         body = (
             "<h1>pandadoc-proxy</h1><p><span class='state ok'>API-key mode</span></p>"
             "<p>Requests are forwarded with the configured PandaDoc API key. OAuth and token "
@@ -60,10 +60,10 @@ async def status_page(request: web.Request) -> web.Response:
     redis_row = "reachable"
     pair: StoredPair | None = None
     try:
-        pair = await request.app[TOKENS].reload()
+        pair = await tokens.reload()
     except TokenStoreError as exc:
         redis_row = f"<span class='state bad'>unreachable</span> ({escape(str(exc))})"
-        pair = request.app[TOKENS].held
+        pair = tokens.held
     css, label, explanation = _state(pair)
     rows = [("Token store (Redis)", redis_row)]
     if pair is not None:

@@ -2,11 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AUTHORIZATION_STATES", "NewTokens", "StoredPair", "authorization_state"]
+__all__ = [
+    "AUTHORIZATION_STATES",
+    "MAX_EXPIRES_IN_S",
+    "NewTokens",
+    "StoredPair",
+    "authorization_state",
+    "sane_expires_in",
+]
+
+log = logging.getLogger("pandadoc_proxy.tokens")
+
+#: The longest access-token lifetime taken at its word: ten years. PandaDoc's tokens live
+#: about one; a larger figure is an anomaly, clamped so that no date, page or JSON body has to
+#: represent a time thousands of years away.
+MAX_EXPIRES_IN_S = 10 * 365 * 86400.0
+
+
+def sane_expires_in(value: Any, *, source: str = "the token endpoint") -> float | None:
+    """``expires_in`` as a number of seconds the proxy can plan with, or None for "unknown".
+
+    RFC 6749 section 5.1 makes it a positive number of seconds. A zero, negative or non-finite
+    one (``0``, ``-3600``, ``NaN``) would make every replica refresh in a tight loop, a lifetime
+    of thousands of years would break every date shown: both are logged as PandaDoc anomalies;
+    the first kind counts as unknown (no proactive refresh; a 401 still renews), the second is
+    clamped to :data:`MAX_EXPIRES_IN_S`.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # Not a number: an anomaly, below.
+            value = float(value.strip())
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        _anomaly(source, "expires_in is not a number; the lifetime counts as unknown")
+        return None
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        _anomaly(source, "expires_in is not a positive number; the lifetime counts as unknown")
+        return None
+    if seconds > MAX_EXPIRES_IN_S:
+        _anomaly(source, "expires_in is absurdly large; clamped to ten years")
+        return MAX_EXPIRES_IN_S
+    return seconds
+
+
+def _anomaly(source: str, problem: str) -> None:
+    # The value itself is not secret, but it says nothing an operator can act on beyond this.
+    log.warning(f"{source}: {problem}", extra={"event": "token_expiry_anomaly"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +64,7 @@ class NewTokens:
 
     access_token: str = field(repr=False)
     refresh_token: str = field(repr=False)
-    #: Seconds the access token lives, when the token endpoint said so.
+    #: Seconds the access token lives, when known (see :func:`sane_expires_in`).
     expires_in: float | None = None
 
     @classmethod
@@ -27,12 +76,7 @@ class NewTokens:
             raise ValueError("the token response has no access_token")
         if not isinstance(refresh, str) or not refresh:
             raise ValueError("the token response has no refresh_token")
-        expires_in = body.get("expires_in")
-        if isinstance(expires_in, str) and expires_in.strip().isdigit():
-            expires_in = int(expires_in)
-        if not isinstance(expires_in, int | float) or isinstance(expires_in, bool):
-            expires_in = None
-        return cls(access, refresh, float(expires_in) if expires_in is not None else None)
+        return cls(access, refresh, sane_expires_in(body.get("expires_in")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +107,15 @@ class StoredPair:
     #: Names the authorization this pair descends from: refreshes keep it, a new connect or
     #: ``token set`` starts another. Within one lineage a higher version is always newer.
     lineage: str = ""
+    #: Names the one write that stored this pair, so that a write retried after a lost answer
+    #: recognises itself in the store instead of taking its own pair for a rival's.
+    write_id: str = ""
+    #: When the refreshes of this lineage that led to this pair happened (the last few, oldest
+    #: first): the fleet-wide record behind ``tokens.max_refreshes_per_minute``.
+    refreshed_at: tuple[float, ...] = ()
+    #: True while this pair exists only in this process's memory: PandaDoc has issued it, its
+    #: write to the store has not landed yet (the refresher keeps trying). Never stored.
+    uncommitted: bool = False
 
     @property
     def usable(self) -> bool:
@@ -72,8 +125,9 @@ class StoredPair:
     def is_older_than(self, held: StoredPair) -> bool:
         """Whether this (stored) pair is an ancestor of ``held``: same lineage, lower version.
 
-        Only a store that lost data (a failover to a replica that missed the last write) shows
-        an ancestor of a pair some replica holds; within one lineage versions only grow.
+        Only a store that lost data (a failover to a replica that missed the last write), or a
+        write still in flight, shows an ancestor of a pair some replica holds; within one
+        lineage versions only grow.
         """
         return bool(held.lineage) and self.lineage == held.lineage and self.version < held.version
 
@@ -86,9 +140,20 @@ class StoredPair:
         left = self.seconds_left(now)
         return left is not None and left <= 0
 
+    def refreshes_since(self, since: float) -> int:
+        """How many refreshes of this lineage happened after ``since`` (epoch seconds)."""
+        return sum(1 for moment in self.refreshed_at if moment > since)
 
-#: What an operator needs to know first, from the pair (or its absence).
-AUTHORIZATION_STATES = ("connected", "refresh_failing", "authorization_required", "not_connected")
+
+#: What an operator needs to know first, from the pair (or its absence). ``api_key``: the proxy
+#: sends a fixed PandaDoc API key and holds no pair at all.
+AUTHORIZATION_STATES = (
+    "connected",
+    "refresh_failing",
+    "authorization_required",
+    "not_connected",
+    "api_key",
+)
 
 
 def authorization_state(pair: StoredPair | None) -> str:
