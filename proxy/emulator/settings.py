@@ -166,12 +166,17 @@ def changed_rate_limits(
 ) -> RateLimitSettings:
     """A new rate-limit section with ``changes`` applied, or SettingsError; never in place."""
     if not isinstance(changes, Mapping):
-        raise SettingsError(f"{prefix} must be an object")
+        raise SettingsError(f"{prefix or 'the body'} must be an object")
+
+    def named(field_name: str) -> str:
+        return f"{prefix}.{field_name}" if prefix else field_name
+
     unknown = sorted(set(changes) - set(_RATE_LIMIT_FIELDS))
     if unknown:
-        raise SettingsError(f"unknown setting(s): {', '.join(f'{prefix}.{u}' for u in unknown)}")
+        raise SettingsError(f"unknown setting(s): {', '.join(named(u) for u in unknown)}")
+    # Any: each value has just been checked against its field's type by its own checker.
     checked: dict[str, Any] = {
-        name: _RATE_LIMIT_FIELDS[name](f"{prefix}.{name}", value) for name, value in changes.items()
+        name: _RATE_LIMIT_FIELDS[name](named(name), value) for name, value in changes.items()
     }
     return dataclasses.replace(current, **checked)
 

@@ -65,7 +65,7 @@ async def patch_rate_limits(request: web.Request) -> web.Response:
     try:
         state.settings.rate_limits = changed_rate_limits(state.settings.rate_limits, changes, "")
     except SettingsError as exc:
-        return bad_request(str(exc).replace(" .", " "))
+        return bad_request(str(exc))
     return web.json_response(_rate_limits(request))
 
 
