@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .api import add_api_routes
+from .api import Operation, add_api_routes
+from .api.operations import OPERATIONS
 from .control import add_control_routes
 from .errors import render_errors
 from .lifecycle import document_lifecycle
@@ -29,7 +30,11 @@ def create_emulator_app(settings: EmulatorSettings | None = None) -> web.Applica
     app.cleanup_ctx.append(document_lifecycle)
     app.router.add_get("/oauth2/authorize", authorize_page)
     app.router.add_post("/oauth2/authorize", authorize_decision)
-    app.router.add_post("/oauth2/access_token", token_endpoint)
+    token_route = app.router.add_post("/oauth2/access_token", token_endpoint)
+    # Named like PandaDoc's operation, for the record and fault rules; not rate limited.
+    app[OPERATIONS] = {
+        token_route: Operation("accessToken", "POST", "/oauth2/access_token", token_endpoint)
+    }
     add_api_routes(app)
     add_signing_routes(app)
     add_test_routes(app)

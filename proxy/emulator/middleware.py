@@ -45,7 +45,11 @@ async def record_requests(request: web.Request, handler: Handler) -> web.StreamR
     record = state.requests.add(request)
     record.operation = operation_id(request)
     request[RECORD] = record
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a redirect raised by a handler
+        record.status = exc.status
+        raise
     transport = request.transport
     # A reset connection got no answer at all, whatever the handler returned.
     record.status = None if transport is None or transport.is_closing() else response.status

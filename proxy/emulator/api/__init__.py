@@ -26,5 +26,6 @@ OPERATIONS: list[Operation] = [
 
 
 def add_api_routes(app: web.Application) -> None:
-    app[OPERATIONS_KEY] = {}
+    if OPERATIONS_KEY not in app:
+        app[OPERATIONS_KEY] = {}
     add_operations(app, OPERATIONS)

@@ -117,5 +117,7 @@ def _guarded(operation: Operation) -> Handler:
 def add_operations(app: web.Application, operations: Sequence[Operation]) -> None:
     table = app[OPERATIONS]
     for operation in operations:
-        route = app.router.add_route(operation.method, operation.path, _guarded(operation))
-        table[route] = operation
+        handler = _guarded(operation)
+        table[app.router.add_route(operation.method, operation.path, handler)] = operation
+        if operation.method == "GET":  # as Django, which PandaDoc runs on, answers HEAD
+            table[app.router.add_route("HEAD", operation.path, handler)] = operation

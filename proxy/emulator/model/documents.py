@@ -219,6 +219,12 @@ class DocumentQuery:
         return all(checks)
 
 
+def _tokens(given: Iterable[Mapping[str, str]], template: Template | None) -> list[dict[str, str]]:
+    """The request's tokens, or else the template's (with their default values)."""
+    tokens = [{"name": t["name"], "value": t["value"]} for t in given]
+    return tokens or [dict(t) for t in (template.tokens if template else ())]
+
+
 def _within(moment: datetime | None, start: datetime | None, end: datetime | None) -> bool:
     if start is None and end is None:
         return True
@@ -366,8 +372,7 @@ class DocumentStore:
                 DocField(f.uuid, f.name, f.field_id, f.type, f.role, values.get(f.name, ""))
                 for f in (template.fields if template else ())
             ],
-            tokens=[*({"name": t["name"], "value": t["value"]} for t in tokens)]
-            or [dict(t) for t in (template.tokens if template else ())],
+            tokens=_tokens(tokens, template),
             metadata=dict(metadata or {}),
             tags=list(tags),
             folder_uuid=folder_uuid,
