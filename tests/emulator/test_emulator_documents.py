@@ -287,6 +287,13 @@ async def test_only_a_completed_document_has_a_protected_download(
     assert (status, body["status"]) == (409, "document.sent")
 
 
+async def test_head_on_a_get_operation_answers_its_headers_without_a_body(
+    client: Client, auth: dict[str, str]
+) -> None:
+    status, body, response = await fetch(client, "HEAD", f"{DOCS}/{SENT_ID}", headers=auth)
+    assert (status, body, response.content_type) == (200, b"", "application/json")
+
+
 async def test_an_unknown_document_answers_not_found(client: Client, auth: dict[str, str]) -> None:
     for suffix in ("", "/details", "/download", "/fields"):
         status, body, _ = await fetch(client, "GET", f"{DOCS}/nope{suffix}", headers=auth)

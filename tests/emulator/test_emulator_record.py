@@ -18,7 +18,8 @@ async def test_every_request_is_recorded_with_its_time_method_path_headers_and_a
     await fetch(client, "GET", f"{DOCS}?q=a%20b&q=c", headers={**auth, "X-Trace": "1"})
     await fetch(client, "POST", "/test/echo", headers=auth, data=b"x")
     await fetch(client, "GET", "/nowhere")
-    first, second, third = state.requests.select()
+    await fetch(client, "POST", "/oauth2/access_token", data={"grant_type": "refresh_token"})
+    first, second, third, fourth = state.requests.select()
     assert before <= first.at <= second.at <= third.at <= time.time()
     assert (first.method, first.path, first.operation, first.status) == (
         "GET",
@@ -30,6 +31,7 @@ async def test_every_request_is_recorded_with_its_time_method_path_headers_and_a
     assert ("Authorization", auth["Authorization"]) in first.headers
     assert (second.method, second.operation) == ("POST", None)
     assert (third.path, third.status) == ("/nowhere", 404)
+    assert (fourth.operation, fourth.status) == ("accessToken", 401)
 
 
 async def test_the_record_names_the_user_each_request_counted_against(
