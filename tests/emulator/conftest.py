@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from emulator_helpers import Client, Receiver, Sdk, bearer
 from pandadoc_client import ApiClient, Configuration
 
 from proxy.emulator import EMULATOR_STATE, EmulatorSettings, EmulatorState, create_emulator_app
+
+from .emulator_helpers import Client, Receiver, Sdk, bearer
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ import argparse
 import json
 
 import pytest
-from emulator_helpers import Client, bearer, fetch
-from test_emulator_oauth import api_status, refresh, token_call
 
 from proxy.emulator import EmulatorSettings, EmulatorState
 from proxy.emulator.options import add_emulator_arguments, settings_from_args
+
+from .emulator_helpers import Client, bearer, fetch
+from .test_emulator_oauth import api_status, refresh, token_call
 
 # ---- fault injection, counters and control routes ------------------------------------
 

@@ -13,7 +13,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from emulator_helpers import (
+
+from proxy.emulator import EmulatorSettings, EmulatorState
+from proxy.emulator.pdf import render_pdf
+
+from .emulator_helpers import (
     COMPLETED_ID,
     DRAFT_ID,
     FOLDER_ID,
@@ -25,9 +29,6 @@ from emulator_helpers import (
     fetch,
     wait_until,
 )
-
-from proxy.emulator import EmulatorSettings, EmulatorState
-from proxy.emulator.pdf import render_pdf
 
 DOCS = "/public/v1/documents"
 BOB = {"email": "bob@example.com", "first_name": "Bob", "last_name": "Builder", "role": "Client"}

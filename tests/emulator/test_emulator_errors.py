@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from emulator_helpers import DRAFT_ID, Client, bearer, fetch
 
 from proxy.emulator import EmulatorSettings, EmulatorState
+
+from .emulator_helpers import DRAFT_ID, Client, bearer, fetch
 
 MB = 1024 * 1024
 

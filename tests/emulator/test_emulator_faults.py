@@ -7,11 +7,12 @@ import time
 
 import aiohttp
 import pytest
-from emulator_helpers import SENT_ID, Client, fetch
 
 from proxy.emulator import EmulatorSettings, EmulatorState
 from proxy.emulator.faults import Fault, FaultError, parse_fault
 from proxy.emulator.options import add_emulator_arguments, settings_from_args
+
+from .emulator_helpers import SENT_ID, Client, fetch
 
 DOCS = "/public/v1/documents"
 

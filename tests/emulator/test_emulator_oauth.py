@@ -10,9 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from emulator_helpers import Client, FakeClock, Json, bearer, fetch
 
 from proxy.emulator import EmulatorSettings, EmulatorState
+
+from .emulator_helpers import Client, FakeClock, Json, bearer, fetch
 
 CLIENT_CREDENTIALS = {"client_id": "emulator-client", "client_secret": "emulator-secret"}
 REDIRECT_URI = "https://app.example/callback?tenant=7"

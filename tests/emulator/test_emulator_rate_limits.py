@@ -8,11 +8,12 @@ import json
 
 import aiohttp
 import pytest
-from emulator_helpers import SENT_ID, TEMPLATE_ID, Client, FakeClock, bearer, fetch
 
 from proxy.emulator import EmulatorSettings, EmulatorState
 from proxy.emulator.options import add_emulator_arguments, settings_from_args
 from proxy.emulator.ratelimit import RateLimitSettings
+
+from .emulator_helpers import SENT_ID, TEMPLATE_ID, Client, FakeClock, bearer, fetch
 
 DOCS = "/public/v1/documents"
 THROTTLED = {"type": "throttled", "detail": "Request was throttled."}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from emulator_helpers import SENT_ID, Client, fetch
-
 from proxy.emulator import EmulatorSettings, EmulatorState
+
+from .emulator_helpers import SENT_ID, Client, fetch
 
 DOCS = "/public/v1/documents"
 

@@ -7,17 +7,6 @@ carry every field the model declares (``assert_complete``).
 from __future__ import annotations
 
 import pytest
-from emulator_helpers import (
-    COMPLETED_ID,
-    CONTACT_ID,
-    DRAFT_ID,
-    SEEDED_IDS,
-    SENT_ID,
-    TEMPLATE_ID,
-    Client,
-    Sdk,
-    assert_complete,
-)
 from pandadoc_client.api.document_recipients_api import DocumentRecipientsApi
 from pandadoc_client.api.documents_api import DocumentsApi
 from pandadoc_client.exceptions import NotFoundException
@@ -38,6 +27,18 @@ from pandadoc_client.model.document_status_change_request import DocumentStatusC
 from pandadoc_client.model.document_status_request_enum import DocumentStatusRequestEnum
 
 from proxy.emulator import EmulatorSettings, EmulatorState
+
+from .emulator_helpers import (
+    COMPLETED_ID,
+    CONTACT_ID,
+    DRAFT_ID,
+    SEEDED_IDS,
+    SENT_ID,
+    TEMPLATE_ID,
+    Client,
+    Sdk,
+    assert_complete,
+)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ test per operation; every answer fills every field of its SDK model."""
 from __future__ import annotations
 
 import pytest
-from emulator_helpers import SENT_ID, Receiver, Sdk, assert_complete, wait_until
 from pandadoc_client.api.webhook_events_api import WebhookEventsApi
 from pandadoc_client.api.webhook_subscriptions_api import WebhookSubscriptionsApi
 from pandadoc_client.exceptions import NotFoundException
@@ -22,6 +21,8 @@ from pandadoc_client.model.webhook_subscription_trigger_enum import (
 )
 
 from proxy.emulator import EmulatorState
+
+from .emulator_helpers import SENT_ID, Receiver, Sdk, assert_complete, wait_until
 
 
 async def subscribe(sdk: Sdk, url: str, *triggers: str) -> str:

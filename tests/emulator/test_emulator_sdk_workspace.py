@@ -4,7 +4,6 @@ per operation; every answer fills every field of its SDK model."""
 from __future__ import annotations
 
 import pytest
-from emulator_helpers import CONTACT_ID, FOLDER_ID, TEMPLATE_ID, Sdk, assert_complete
 from pandadoc_client.api.contacts_api import ContactsApi
 from pandadoc_client.api.folders_api_api import FoldersAPIApi
 from pandadoc_client.api.members_api import MembersApi
@@ -14,6 +13,8 @@ from pandadoc_client.model.contact_create_request import ContactCreateRequest
 from pandadoc_client.model.contact_update_request import ContactUpdateRequest
 from pandadoc_client.model.documents_folder_create_request import DocumentsFolderCreateRequest
 from pandadoc_client.model.documents_folder_rename_request import DocumentsFolderRenameRequest
+
+from .emulator_helpers import CONTACT_ID, FOLDER_ID, TEMPLATE_ID, Sdk, assert_complete
 
 OWNER_MEMBERSHIP = "EmuMembership0000000001"
 

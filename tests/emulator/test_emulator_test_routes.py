@@ -9,10 +9,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from emulator_helpers import Client, fetch
-
 from proxy.emulator import EmulatorState
 from proxy.emulator.testing import GZIP_BODY, GZIP_JSON, download_bytes_sha256, download_chunks
+
+from .emulator_helpers import Client, fetch
 
 # ---- the /test routes ---------------------------------------------------------------
 

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from emulator_helpers import (
+
+from proxy.emulator import EMULATOR_STATE, EmulatorSettings, EmulatorState, create_emulator_app
+
+from .emulator_helpers import (
     DRAFT_ID,
     SENT_ID,
     TEMPLATE_ID,
@@ -20,8 +23,6 @@ from emulator_helpers import (
     fetch,
     wait_until,
 )
-
-from proxy.emulator import EMULATOR_STATE, EmulatorSettings, EmulatorState, create_emulator_app
 
 SUBSCRIPTIONS = "/public/v1/webhook-subscriptions"
 
