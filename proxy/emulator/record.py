@@ -10,6 +10,7 @@ long-running emulator does not grow without end. The control routes under
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -99,6 +100,25 @@ class RequestLog:
             and (path_prefix is None or record.path.startswith(path_prefix))
             and (operation is None or record.operation == operation)
         ]
+
+    def most_in_window(
+        self,
+        window_s: float,
+        *,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        operation: str | None = None,
+    ) -> int:
+        """The most recorded requests (filtered as ``select`` filters) in any window of
+        ``window_s`` seconds, on the emulator's clock: what a sliding-window limit of that
+        length must keep at or below its number. A window is half open, as the rate
+        limiter counts: two requests exactly ``window_s`` apart are never in one."""
+        records = self.select(method=method, path_prefix=path_prefix, operation=operation)
+        times = sorted(record.monotonic for record in records)
+        return max(
+            (bisect.bisect_left(times, start + window_s) - i for i, start in enumerate(times)),
+            default=0,
+        )
 
     def clear(self) -> None:
         self._records.clear()

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from .model.contacts import ContactStore
+from .model.document_store import DocumentStore
 from .model.document_views import webhook_data
-from .model.documents import Document, DocumentStore
+from .model.documents import Document
 from .model.documents import Recipient as _Recipient
 from .model.folders import FolderStore
 from .model.templates import TemplateStore

@@ -6,7 +6,7 @@ import time
 
 from proxy.emulator import EmulatorSettings, EmulatorState
 
-from .emulator_helpers import SENT_ID, Client, fetch
+from .emulator_helpers import SENT_ID, Client, FakeClock, fetch
 
 DOCS = "/public/v1/documents"
 
@@ -92,3 +92,18 @@ async def test_the_record_keeps_the_newest_requests_up_to_its_size(
     for page in range(1, 6):
         await fetch(client, "GET", f"{DOCS}?page={page}", headers=auth)
     assert [r.path for r in state.requests.select()] == [f"{DOCS}?page={p}" for p in (3, 4, 5)]
+
+
+async def test_the_record_gives_the_most_requests_in_any_sliding_window(
+    client: Client, state: EmulatorState, auth: dict[str, str]
+) -> None:
+    state.clock = clock = FakeClock()
+    for moment in (0, 1, 5, 9.9, 10, 10.5, 30):
+        clock.now = 1000.0 + moment
+        await fetch(client, "GET", DOCS, headers=auth)
+    await fetch(client, "GET", f"{DOCS}/{SENT_ID}", headers=auth)
+    # [0, 10) holds 0, 1, 5, 9.9; [1, 11) holds 1, 5, 9.9, 10, 10.5: five.
+    assert state.requests.most_in_window(10, operation="listDocuments") == 5
+    assert state.requests.most_in_window(0.5, operation="listDocuments") == 2  # 9.9, 10
+    assert state.requests.most_in_window(0.05, operation="listDocuments") == 1
+    assert state.requests.most_in_window(10, operation="sendDocument") == 0

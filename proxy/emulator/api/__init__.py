@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import contacts, document_parts, documents, folders, members, templates, webhooks
+from . import (
+    contacts,
+    document_actions,
+    document_create,
+    document_parts,
+    documents,
+    folders,
+    members,
+    templates,
+    webhooks,
+)
 from .operations import OPERATIONS as OPERATIONS_KEY
 from .operations import Operation, add_operations
 
@@ -17,6 +27,8 @@ __all__ = ["OPERATIONS", "Operation", "add_api_routes"]
 OPERATIONS: list[Operation] = [
     *folders.OPERATIONS,
     *documents.OPERATIONS,
+    *document_create.OPERATIONS,
+    *document_actions.OPERATIONS,
     *document_parts.OPERATIONS,
     *templates.OPERATIONS,
     *contacts.OPERATIONS,

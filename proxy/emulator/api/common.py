@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..bodies import read_json
-from ..errors import not_found
+from ..errors import conflict, not_found
 from ..model.documents import Document
 from ..state import EMULATOR_STATE, EmulatorState
 from ..validation import Fields
 
-__all__ = ["document", "json_fields", "no_content", "origin", "state"]
+__all__ = ["document", "json_fields", "no_content", "origin", "processed", "state"]
 
 
 def state(request: web.Request) -> EmulatorState:
@@ -37,3 +37,15 @@ async def json_fields(request: web.Request) -> Fields:
 
 def no_content() -> web.Response:
     return web.Response(status=204)
+
+
+def processed(doc: Document) -> Document:
+    """The document, if it is past processing; else PandaDoc's 409."""
+    if doc.status == "document.uploaded":
+        raise conflict(
+            doc.id,
+            doc.status,
+            "The document is still being processed (document.uploaded). Poll its status"
+            " until it is document.draft, or wait for the document_state_changed webhook.",
+        )
+    return doc

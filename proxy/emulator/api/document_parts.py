@@ -8,8 +8,7 @@ from ..errors import not_found, request_error
 from ..model.document_views import field_view
 from ..model.documents import Document, Recipient
 from ..validation import Invalid
-from .common import document, json_fields, no_content, state
-from .documents import processed
+from .common import document, json_fields, no_content, processed, state
 from .operations import Operation
 
 __all__ = ["OPERATIONS"]
