@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -44,10 +44,9 @@ def signed_url(url: str, signature: str) -> str:
     return f"{url}{separator}signature={signature}"
 
 
-def _headers_text(headers: aiohttp.typedefs.LooseHeaders) -> str:
+def _headers_text(headers: Iterable[tuple[str, str]]) -> str:
     """Response headers the way PandaDoc's history shows them: ``[name:"value", ...]``."""
-    items = headers.items() if hasattr(headers, "items") else headers
-    return "[" + ", ".join(f'{name.lower()}:"{value}"' for name, value in items) + "]"
+    return "[" + ", ".join(f'{name.lower()}:"{value}"' for name, value in headers) + "]"
 
 
 class WebhookSender:
@@ -106,7 +105,7 @@ class WebhookSender:
                     status = response.status
                     body = await response.content.read(_KEPT_BODY)
                     event.response_body = body.decode("utf-8", errors="replace")
-                    event.response_headers = _headers_text(response.headers)
+                    event.response_headers = _headers_text(response.headers.items())
             except TimeoutError:
                 error = "TIMEOUT_ERROR"
             except aiohttp.ClientConnectionError:
