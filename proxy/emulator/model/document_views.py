@@ -87,8 +87,8 @@ def create_view(doc: Document, base_url: str) -> dict[str, object]:
             {"rel": "status", "href": f"{base_url}/public/v1/documents/{doc.id}", "type": "GET"}
         ],
         "info_message": (
-            "You need to poll the Document Status method until the status"
-            " will be changed to document.draft"
+            "The document is being processed: poll its status until it is document.draft"
+            " before sending it or reading its details."
         ),
     }
 
