@@ -10,8 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .faults import Fault, FaultError
+from .ratelimit import DETAILS, PRESETS, RateLimitSettings
+
+__all__ = [
+    "EmulatorSettings",
+    "SettingsError",
+    "apply_settings_changes",
+    "changed_rate_limits",
+    "settings_as_dict",
+]
 
 
 @dataclass
@@ -34,56 +46,162 @@ class EmulatorSettings:
     # PandaDoc documents its authentication_error body with 403 as well as 401: 403 here makes
     # a rejected token answer 403 with that same body.
     rejected_token_status: int = 401
+    # A created document is "document.uploaded" this long, then "document.draft" (PandaDoc
+    # processes documents asynchronously; its docs speak of 3-5 seconds).
+    document_processing_s: float = 1.0
+    # A sent document completes (every recipient signs) this long after sending; null: only
+    # when asked (PATCH .../status, or POST /_emulator/documents/{id}/complete).
+    document_completion_s: float | None = None
+    webhook_attempts: int = 3  # deliveries of one webhook event before giving up
+    webhook_retry_delay_s: float = 1.0  # before the first retry; doubled for each further one
+    webhook_timeout_s: float = 10.0  # for the receiver's answer to one delivery
+    request_record_size: int = 10_000  # requests kept in the record (GET /_emulator/requests)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    faults: list[Fault] = field(default_factory=list)
 
 
 class SettingsError(ValueError):
     """A settings change names an unknown field or gives a value of the wrong type."""
 
 
-_FIELD_TYPES: dict[str, str] = {
-    "client_id": "str",
-    "client_secret": "str",
-    "access_token_lifetime_s": "seconds",
-    "rotate_refresh_tokens": "bool",
-    "single_use_refresh_tokens": "bool",
-    "invalidate_old_access_tokens": "bool",
-    "auto_approve": "bool",
-    "token_endpoint_delay_s": "seconds",
-    "api_key": "optional str",
-    "rejected_token_status": "401 or 403",
-}
-# Keep the table honest: a field added to the dataclass must be typed here too.
-assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(EmulatorSettings)}
+def _number(value: object) -> float | None:
+    """JSON's number (never a bool, which Python counts as an int), finite, or None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number):
+            return number
+    return None
 
 
-def _checked(name: str, value: object) -> object:
-    """Return ``value`` converted for field ``name``, or raise SettingsError.
-
-    JSON has no distinction between int and float, and ``True`` is an ``int`` in
-    Python, so the checks are spelled out rather than left to ``isinstance``.
-    """
-    kind = _FIELD_TYPES[name]
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        raise SettingsError(f"{name} must be true or false")
-    if kind == "seconds":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = float(value)
-            if math.isfinite(seconds) and seconds >= 0:
-                return seconds
+def _seconds(name: str, value: object) -> float:
+    seconds = _number(value)
+    if seconds is None or seconds < 0:
         raise SettingsError(f"{name} must be a non-negative number of seconds")
-    if kind == "401 or 403":
-        if value in (401, 403) and not isinstance(value, bool):
-            return value
-        raise SettingsError(f"{name} must be 401 or 403")
-    if kind == "str":
-        if isinstance(value, str) and value:
-            return value
-        raise SettingsError(f"{name} must be a non-empty string")
+    return seconds
+
+
+def _optional_seconds(name: str, value: object) -> float | None:
+    return None if value is None else _seconds(name, value)
+
+
+def _positive_seconds(name: str, value: object) -> float:
+    seconds = _number(value)
+    if seconds is None or seconds <= 0:
+        raise SettingsError(f"{name} must be a positive number of seconds")
+    return seconds
+
+
+def _bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise SettingsError(f"{name} must be true or false")
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise SettingsError(f"{name} must be an integer of at least 1")
+
+
+def _string(name: str, value: object) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise SettingsError(f"{name} must be a non-empty string")
+
+
+def _optional_string(name: str, value: object) -> str | None:
     if value is None or (isinstance(value, str) and value):
         return value
     raise SettingsError(f"{name} must be a non-empty string or null")
+
+
+def _rejected_status(name: str, value: object) -> int:
+    if value in (401, 403) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise SettingsError(f"{name} must be 401 or 403")
+
+
+def _choice(*choices: str) -> Callable[[str, object], str]:
+    def check(name: str, value: object) -> str:
+        if isinstance(value, str) and value in choices:
+            return value
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}")
+
+    return check
+
+
+def _limits(name: str, value: object) -> dict[str, int]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for key, n in value.items()
+    ):
+        raise SettingsError(f"{name} must map operationIds (or *) to whole numbers of requests")
+    return dict(value)
+
+
+def _faults(name: str, value: object) -> list[Fault]:
+    if not isinstance(value, list):
+        raise SettingsError(f"{name} must be a list of fault rules")
+    try:
+        return [Fault.from_json(item) for item in value]
+    except FaultError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+Check = Callable[[str, object], object]
+
+_RATE_LIMIT_FIELDS: dict[str, Check] = {
+    "enabled": _bool,
+    "preset": _choice(*PRESETS),
+    "window_s": _positive_seconds,
+    "limits": _limits,
+    "retry_after": _bool,
+    "detail": _choice(*DETAILS),
+}
+assert set(_RATE_LIMIT_FIELDS) == {f.name for f in dataclasses.fields(RateLimitSettings)}
+
+
+def changed_rate_limits(
+    current: RateLimitSettings, changes: object, prefix: str = "rate_limits"
+) -> RateLimitSettings:
+    """A new rate-limit section with ``changes`` applied, or SettingsError; never in place."""
+    if not isinstance(changes, Mapping):
+        raise SettingsError(f"{prefix or 'the body'} must be an object")
+
+    def named(field_name: str) -> str:
+        return f"{prefix}.{field_name}" if prefix else field_name
+
+    unknown = sorted(set(changes) - set(_RATE_LIMIT_FIELDS))
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(named(u) for u in unknown)}")
+    # Any: each value has just been checked against its field's type by its own checker.
+    checked: dict[str, Any] = {
+        name: _RATE_LIMIT_FIELDS[name](named(name), value) for name, value in changes.items()
+    }
+    return dataclasses.replace(current, **checked)
+
+
+_FIELDS: dict[str, Check] = {
+    "client_id": _string,
+    "client_secret": _string,
+    "access_token_lifetime_s": _seconds,
+    "rotate_refresh_tokens": _bool,
+    "single_use_refresh_tokens": _bool,
+    "invalidate_old_access_tokens": _bool,
+    "auto_approve": _bool,
+    "token_endpoint_delay_s": _seconds,
+    "api_key": _optional_string,
+    "rejected_token_status": _rejected_status,
+    "document_processing_s": _seconds,
+    "document_completion_s": _optional_seconds,
+    "webhook_attempts": _count,
+    "webhook_retry_delay_s": _seconds,
+    "webhook_timeout_s": _positive_seconds,
+    "request_record_size": _count,
+    "faults": _faults,
+}
+# Keep the table honest: a field added to the dataclass must be checked here too.
+assert set(_FIELDS) | {"rate_limits"} == {f.name for f in dataclasses.fields(EmulatorSettings)}
 
 
 def apply_settings_changes(settings: EmulatorSettings, changes: Mapping[str, object]) -> None:
@@ -91,11 +209,16 @@ def apply_settings_changes(settings: EmulatorSettings, changes: Mapping[str, obj
 
     Applying half a patch and then failing would leave a running emulator in a
     state nobody asked for, which is worse than rejecting the whole request.
+    ``rate_limits`` takes a partial object: the fields it names change, the rest stay.
     """
-    unknown = sorted(set(changes) - set(_FIELD_TYPES))
+    unknown = sorted(set(changes) - set(_FIELDS) - {"rate_limits"})
     if unknown:
         raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
-    checked = {name: _checked(name, value) for name, value in changes.items()}
+    checked: dict[str, object] = {
+        name: _FIELDS[name](name, value) for name, value in changes.items() if name in _FIELDS
+    }
+    if "rate_limits" in changes:
+        checked["rate_limits"] = changed_rate_limits(settings.rate_limits, changes["rate_limits"])
     for name, value in checked.items():
         setattr(settings, name, value)
 

@@ -1,4 +1,4 @@
-"""In-memory bookkeeping of the emulator: codes, tokens, documents, counters.
+"""In-memory bookkeeping of the emulator: codes, tokens, the workspace's data, counters.
 
 Every method here is synchronous on purpose. The emulator serves all requests
 from one event loop, so a method that never awaits runs to completion before
@@ -18,12 +18,21 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .documents import DocumentStore
+from .model.contacts import ContactStore
+from .model.document_store import DocumentStore
+from .model.document_views import webhook_data
+from .model.documents import Document
+from .model.documents import Recipient as _Recipient
+from .model.folders import FolderStore
+from .model.templates import TemplateStore
+from .model.webhooks import Subscription, WebhookHub
+from .ratelimit import SlidingWindowLimiter
+from .record import RequestLog
 from .settings import EmulatorSettings
 
 #: How long an authorization code may wait before being exchanged (RFC 6749 §4.1.2
@@ -60,6 +69,7 @@ class _Grant:
 
     client_id: str
     scope: str
+    id: str = field(default_factory=lambda: f"grant-{secrets.token_hex(6)}")
     access_tokens: list[str] = field(default_factory=list)
     refresh_tokens: list[str] = field(default_factory=list)
 
@@ -107,7 +117,19 @@ class EmulatorState:
     ) -> None:
         self.settings = settings if settings is not None else EmulatorSettings()
         self.clock = clock
-        self.documents = DocumentStore(clock=lambda: self.clock())
+        self.contacts = ContactStore()
+        self.templates = TemplateStore()
+        self.documents = DocumentStore(
+            lambda: self.clock(),
+            self.contacts,
+            processing_s=lambda: self.settings.document_processing_s,
+            completion_s=lambda: self.settings.document_completion_s,
+        )
+        self.folders = FolderStore(self.documents.in_folder)
+        self.webhooks = WebhookHub()
+        self.documents.on_event = self._document_event
+        self.requests = RequestLog(self.settings.request_record_size, lambda: self.clock())
+        self.limiter = SlidingWindowLimiter()
         self._access_tokens: dict[str, _AccessToken] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
         self._codes: dict[str, _AuthorizationCode] = {}
@@ -118,6 +140,7 @@ class EmulatorState:
         self.api_requests = 0
         self.pairs_issued = 0
         self.codes_issued = 0
+        self.throttled_responses = 0  # 429s of the rate limiter and of throttle faults
 
     # ---- minting -------------------------------------------------------------
 
@@ -263,6 +286,30 @@ class EmulatorState:
             return AuthOutcome.INVALID
         return AuthOutcome.MISSING
 
+    def credential_owner(self, authorization: str | None) -> str | None:
+        """Whose rate limits a request counts against: its token's grant, or the API key.
+
+        PandaDoc counts per user, not per token, so the tokens a refresh produces share
+        their predecessors' count. None for a credential that is not accepted.
+        """
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        if scheme.lower() == "api-key":
+            return "api-key"
+        token = self._access_tokens.get(credentials.strip())
+        return None if token is None else token.grant.id
+
+    # ---- webhooks --------------------------------------------------------------
+
+    def _document_event(self, trigger: str, doc: Document, extra: Mapping[str, object]) -> None:
+        recipient = extra.get("recipient")
+
+        def data(subscription: Subscription) -> dict[str, object]:
+            return webhook_data(
+                doc, subscription.payload, recipient if isinstance(recipient, _Recipient) else None
+            )
+
+        self.webhooks.emit(trigger, data)
+
     # ---- fault injection -----------------------------------------------------
 
     def expire_access_tokens(self) -> None:
@@ -302,6 +349,8 @@ class EmulatorState:
             "pairs_issued": self.pairs_issued,
             "codes_issued": self.codes_issued,
             "pending_token_failures": len(self._token_failures),
+            "throttled_responses": self.throttled_responses,
+            "requests_recorded": self.requests.last_seq,
         }
 
     def reset_stats(self) -> None:
@@ -312,6 +361,7 @@ class EmulatorState:
         self.api_requests = 0
         self.pairs_issued = 0
         self.codes_issued = 0
+        self.throttled_responses = 0
 
 
 #: Where ``create_emulator_app`` keeps the state: ``app[EMULATOR_STATE]``.

@@ -1,10 +1,4 @@
-"""``/_emulator`` control routes and the ``/`` index page.
-
-They let a test, or a user running the emulator as a separate process in CI,
-steer the emulator over HTTP: read the counters, mint tokens, expire or revoke
-them, make the token endpoint fail, change settings. They carry no
-authentication, as the emulator is a test double and never a real service.
-"""
+"""Control routes for counters, tokens and settings, and the ``/`` index page."""
 
 from __future__ import annotations
 
@@ -14,12 +8,24 @@ import re
 
 from aiohttp import web
 
-from .settings import SettingsError, apply_settings_changes, settings_as_dict
-from .state import DEFAULT_SCOPE, EMULATOR_STATE
+from ..api.operations import OPERATIONS
+from ..settings import SettingsError, apply_settings_changes, settings_as_dict
+from ..state import DEFAULT_SCOPE, EMULATOR_STATE
 
 
-def _bad_request(detail: str) -> web.Response:
+def bad_request(detail: str) -> web.Response:
     return web.json_response({"type": "request_error", "detail": detail}, status=400)
+
+
+async def json_object(request: web.Request) -> dict[str, object] | web.Response:
+    """The body as a JSON object, or the 400 to answer instead."""
+    try:
+        data = json.loads(await request.read() or b"null")
+    except ValueError:
+        return bad_request("The body must be a JSON object.")
+    if not isinstance(data, dict):
+        return bad_request("The body must be a JSON object.")
+    return data
 
 
 async def get_stats(request: web.Request) -> web.Response:
@@ -59,7 +65,7 @@ async def fail_token_endpoint(request: web.Request) -> web.Response:
         status = int(request.query.get("status", "500"))
         state.fail_token_endpoint(times, status)
     except ValueError as exc:
-        return _bad_request(str(exc))
+        return bad_request(str(exc))
     return web.json_response({"pending_token_failures": times, "status": status})
 
 
@@ -71,16 +77,13 @@ async def get_settings(request: web.Request) -> web.Response:
 async def patch_settings(request: web.Request) -> web.Response:
     """``PATCH /_emulator/settings``: change some settings; all or nothing."""
     settings = request.app[EMULATOR_STATE].settings
-    try:
-        changes = json.loads(await request.read())
-    except ValueError:
-        return _bad_request("The body must be a JSON object.")
-    if not isinstance(changes, dict):
-        return _bad_request("The body must be a JSON object.")
+    changes = await json_object(request)
+    if isinstance(changes, web.Response):
+        return changes
     try:
         apply_settings_changes(settings, changes)
     except SettingsError as exc:
-        return _bad_request(str(exc))
+        return bad_request(str(exc))
     return web.json_response(settings_as_dict(settings))
 
 
@@ -93,14 +96,18 @@ def _summary(handler: object) -> str:
 
 async def index(request: web.Request) -> web.Response:
     """``GET /``: what this is, and every route, read from the router itself."""
+    operations = request.app[OPERATIONS]
     rows = []
     for route in request.app.router.routes():
         if route.method == "HEAD":
             continue
         path = route.resource.canonical if route.resource else ""
+        operation = operations.get(route)
+        name = operation.operation_id if operation else ""
         rows.append(
             f"<tr><td><code>{html.escape(route.method)}</code></td>"
             f"<td><code>{html.escape(path)}</code></td>"
+            f"<td><code>{html.escape(name)}</code></td>"
             f"<td>{html.escape(_summary(route.handler))}</td></tr>"
         )
     page = (
@@ -110,14 +117,14 @@ async def index(request: web.Request) -> web.Response:
         "<p>An in-memory stand-in for PandaDoc's OAuth 2.0 server and public API v1,"
         " for tests and CI. Nothing here is real: tokens, documents and counters live"
         " in this process only.</p>\n"
-        "<table>\n<tr><th>Method</th><th>Path</th><th>What</th></tr>\n"
+        "<table>\n<tr><th>Method</th><th>Path</th><th>PandaDoc operation</th><th>What</th></tr>\n"
         + "\n".join(rows)
         + "\n</table>\n</body></html>\n"
     )
     return web.Response(text=page, content_type="text/html")
 
 
-def add_control_routes(app: web.Application) -> None:
+def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/_emulator/stats", get_stats)
     app.router.add_delete("/_emulator/stats", reset_stats)
