@@ -25,7 +25,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .config import LoggingConfig
-from .exchange import Exchange
+from .exchange import Abort, Exchange
 from .keys import EXCHANGE
 from .log_writer import LineWriter
 
@@ -269,7 +269,7 @@ def access_fields(
     method: str, path: str, status: int, exchange: Exchange, replica: str
 ) -> dict[str, Any]:
     """The fields of an access line (``json_access_line`` writes the same ones by hand)."""
-    return {
+    fields: dict[str, Any] = {
         "event": "access",
         "request_id": exchange.request_id,
         "method": method,
@@ -281,6 +281,12 @@ def access_fields(
         "replayed": exchange.replayed,
         "replica": replica,
     }
+    abort = exchange.abort
+    if abort is not None:
+        fields["aborted"] = abort.phase
+        fields["bytes_received"] = abort.bytes_received
+        fields["bytes_sent"] = abort.bytes_sent
+    return fields
 
 
 def json_access_line(
@@ -292,7 +298,8 @@ def json_access_line(
     Only the path comes from the client, so only the path needs redacting and escaping (both
     cached, as paths repeat); the method is an HTTP token (aiohttp's parser refuses others),
     the request id matches ``middleware._CLIENT_REQUEST_ID`` or is the proxy's own hex, and
-    the replica id is escaped too (cached: one per process).
+    the replica id is escaped too (cached: one per process). The fields of an aborted
+    request (:class:`~.exchange.Abort`) are a phase name and two integers.
     """
     path = _escaped(_redact_path(path))
     return (
@@ -302,7 +309,16 @@ def json_access_line(
         f'"status":{status},"duration_ms":{(perf_counter() - exchange.started) * 1000:.2f},'
         f'"upstream_ms":{exchange.upstream_seconds * 1000:.2f},'
         f'"replayed":{"true" if exchange.replayed else "false"},'
-        f'"replica":"{_escaped(replica)}"}}'
+        f'"replica":"{_escaped(replica)}"'
+        f"{'}' if exchange.abort is None else _abort_fields(exchange.abort)}"
+    )
+
+
+def _abort_fields(abort: Abort) -> str:
+    """The end of the access line of a request whose client left (rare: not inlined)."""
+    return (
+        f',"aborted":"{abort.phase}","bytes_received":{abort.bytes_received},'
+        f'"bytes_sent":{abort.bytes_sent}}}'
     )
 
 

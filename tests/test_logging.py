@@ -16,7 +16,7 @@ import pytest
 from conftest import Emulator, ProxyProcess, free_port, proxy_config, raw_exchange, wait_until
 
 from proxy.config import Config
-from proxy.exchange import Exchange
+from proxy.exchange import Abort, Exchange
 from proxy.logs import access_fields, json_access_line, json_line, redact, remember_secret
 from proxy.tokens import RedisTokenStore, StoredPair
 
@@ -195,11 +195,21 @@ def test_a_line_the_fast_encoder_refuses_is_still_written() -> None:
 
 
 @pytest.mark.parametrize(
+    "abort",
+    [
+        pytest.param(None, id="a complete exchange"),
+        pytest.param(Abort("upload", 5_242_880, 0), id="an exchange the client aborted"),
+    ],
+)
+@pytest.mark.parametrize(
     "path", ["/public/v1/documents", '/odd "quoted" \\ path/\u00e9\u2603', "/a\udcffb", "/\x01\x7f"]
 )
-def test_the_hand_written_access_line_is_the_json_document_of_its_fields(path: str) -> None:
+def test_the_hand_written_access_line_is_the_json_document_of_its_fields(
+    path: str, abort: Abort | None
+) -> None:
     exchange = Exchange("rid-1", started=perf_counter() - 0.25, upstream_seconds=0.125)
     exchange.replayed = True
+    exchange.abort = abort
     fast = json.loads(json_access_line(1_700_000_000.5, "GET", path, 201, exchange, "host-1"))
     fields = access_fields("GET", path, 201, exchange, "host-1")
     slow = json.loads(
