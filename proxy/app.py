@@ -19,6 +19,7 @@ from aiohttp import web
 from .admin import add_admin_routes
 from .config import Config
 from .errors import NotFound
+from .expect import expect_handler
 from .forward import NO_AUTO_HEADERS, Forwarder, PassThroughRequest, forward
 from .keys import (
     CLIENT_SESSION,
@@ -69,8 +70,8 @@ def create_app(
     app.cleanup_ctx.append(_proactive_refresh_ctx)
 
     add_admin_routes(app)
-    app.router.add_route("*", "/_proxy/{tail:.*}", _not_found)
-    app.router.add_route("*", "/{tail:.*}", forward)
+    app.router.add_route("*", "/_proxy/{tail:.*}", _not_found, expect_handler=expect_handler)
+    app.router.add_route("*", "/{tail:.*}", forward, expect_handler=expect_handler)
     return app
 
 

@@ -241,6 +241,13 @@ class Forwarder:
         upstream: aiohttp.ClientResponse,
         prefetched: bytes | None,
     ) -> web.StreamResponse:
+        if upstream.status == 101:
+            # The proxy forwards no Upgrade (hop-by-hop), so PandaDoc has nothing to switch
+            # to; relaying a bare 101 would leave the client on a connection in no protocol.
+            upstream.close()
+            raise UpstreamUnreachable(
+                "PandaDoc answered 101 Switching Protocols, which the proxy never asks for."
+            )
         response = RelayedResponse(
             upstream, downstream_headers(upstream.headers, request_id=exchange.request_id)
         )

@@ -638,14 +638,15 @@ async def test_a_chunked_body_over_the_limit_without_content_length_gets_413(
 # --- Expect, HEAD, encoded bodies ----------------------------------------------------------
 
 
+@pytest.mark.parametrize("spelling", [b"100-continue", b"100-Continue"])
 async def test_expect_100_continue_is_answered_and_not_forwarded(
-    proxy: Client, emulator: Emulator
+    proxy: Client, emulator: Emulator, spelling: bytes
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     try:
         writer.write(
             b"POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-            b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+            b"Expect: " + spelling + b"\r\nConnection: close\r\n\r\n"
         )
         await writer.drain()
         async with asyncio.timeout(5):
@@ -665,37 +666,85 @@ async def test_expect_100_continue_is_answered_and_not_forwarded(
     assert ["Content-Length", "5"] in seen["headers"]
 
 
-async def test_expect_100_continue_with_a_body_over_the_limit_gets_413(
-    small_limit_proxy: Client, emulator: Emulator
-) -> None:
-    """aiohttp sends ``100 Continue`` when the route is resolved, before any middleware, so
-    the 413 follows it; the body is never needed for the answer."""
-    watch = UpstreamWatch(emulator)
-    exchange = await talk(
-        small_limit_proxy.port,
+EXPECTATIONS_REFUSED = [
+    # The client waits for 100 Continue before it sends the body (this one never sends it):
+    # the final answer comes instead, and the proxy closes the connection, since the body
+    # that the client will not send can no longer frame the next request (RFC 9110 10.1.1).
+    pytest.param(
         b"POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
-        b"Expect: 100-continue\r\nConnection: close\r\n\r\n",
-        wait_s=1.0,
-    )
-    final = [answer for answer in exchange.answers if answer.status >= 200]
-    assert [answer.status for answer in exchange.answers if answer.status < 200] in ([], [100])
-    assert_proxy_refused(Exchange(final, closed=True), 413, "body_too_large")
-    watch.assert_untouched()
-
-
-async def test_an_unknown_expectation_gets_417_and_is_not_forwarded(
-    proxy: Client, emulator: Emulator
-) -> None:
-    """aiohttp's expect handler answers this one, before any middleware: plain text."""
-    watch = UpstreamWatch(emulator)
-    exchange = await talk(
-        proxy.port,
+        b"Expect: 100-continue\r\n\r\n",
+        413,
+        "body_too_large",
+        True,
+        id="100-continue for a body over the limit gets 413 at once and the connection closed",
+    ),
+    pytest.param(
+        b"POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Expect: tea\r\nConnection: close\r\n\r\nhello",
+        417,
+        "expectation_failed",
+        False,
+        id="an unknown expectation gets a JSON 417",
+    ),
+    pytest.param(
         b"POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
         b"Expect: 200-ok\r\nConnection: close\r\n\r\nhello",
-    )
-    assert exchange.only.status == 417
+        417,
+        "expectation_failed",
+        False,
+        id="an expectation of a status gets a JSON 417",
+    ),
+    pytest.param(
+        b"POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Expect: 100-continue, tea\r\nConnection: close\r\n\r\nhello",
+        417,
+        "expectation_failed",
+        False,
+        id="100-continue together with an unknown expectation gets a JSON 417",
+    ),
+    pytest.param(
+        b"GET /_proxy/health HTTP/1.1\r\nHost: x\r\nExpect: tea\r\nConnection: close\r\n\r\n",
+        417,
+        "expectation_failed",
+        False,
+        id="an unknown expectation on the proxy's own route gets a JSON 417",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "status", "code", "closes"), EXPECTATIONS_REFUSED)
+async def test_expectations_are_refused_before_any_100_continue(
+    small_limit_proxy: Client,
+    emulator: Emulator,
+    data: bytes,
+    status: int,
+    code: str,
+    closes: bool,
+) -> None:
+    watch = UpstreamWatch(emulator)
+    exchange = await talk(small_limit_proxy.port, data, wait_s=3)
+    assert_proxy_refused(exchange, status, code)  # the only answer: no 100 Continue before it
+    assert exchange.only.header("X-Request-Id")
+    if closes:
+        assert exchange.closed
+        assert exchange.only.header("Connection") == "close"
     watch.assert_untouched()
-    await assert_still_serving(proxy, emulator)
+    await assert_still_serving(small_limit_proxy, emulator)
+
+
+@pytest.mark.parametrize("expectation", [b"100-continue", b"tea"])
+async def test_an_expectation_in_an_http_1_0_request_is_ignored(
+    proxy: Client, emulator: Emulator, expectation: bytes
+) -> None:
+    """RFC 9110 10.1.1: a server MUST ignore 100-continue from HTTP/1.0, which has no 100."""
+    exchange = await talk(
+        proxy.port,
+        b"POST /test/echo HTTP/1.0\r\nHost: x\r\nContent-Length: 5\r\nExpect: "
+        + expectation
+        + b"\r\n\r\nhello",
+    )
+    assert exchange.only.status == 200  # and no 100 Continue before it
+    assert exchange.only.json()["body_sha256"] == hashlib.sha256(b"hello").hexdigest()
 
 
 async def test_a_head_answer_has_no_body_even_on_a_kept_alive_connection(
