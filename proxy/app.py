@@ -20,6 +20,7 @@ from .admin import add_admin_routes
 from .config import Config
 from .credentials import ApiKeyCredentials, BearerCredentials, Credentials
 from .errors import NotFound
+from .expect import expect_handler
 from .forward import NO_AUTO_HEADERS, Forwarder, PassThroughRequest, forward
 from .keys import (
     CLIENT_SESSION,
@@ -71,8 +72,8 @@ def create_app(
     app.cleanup_ctx.append(_credentials_ctx(store))
 
     add_admin_routes(app)
-    app.router.add_route("*", "/_proxy/{tail:.*}", _not_found)
-    app.router.add_route("*", "/{tail:.*}", forward)
+    app.router.add_route("*", "/_proxy/{tail:.*}", _not_found, expect_handler=expect_handler)
+    app.router.add_route("*", "/{tail:.*}", forward, expect_handler=expect_handler)
     return app
 
 

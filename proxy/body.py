@@ -24,6 +24,7 @@ from typing import IO
 from aiohttp import web
 
 from .errors import BodyTooLarge, RequestTimeout
+from .exchange import ClientAborted, forget_traceback
 
 __all__ = ["RequestBody", "read_body"]
 
@@ -74,7 +75,8 @@ async def read_body(
     ``request.content`` has no size limit of its own (``client_max_size`` only guards
     ``read()``/``post()``), so bytes are counted here. The idle deadline also ends the wait
     when aiohttp's parser drops a broken chunk that arrives after the headers (it stops
-    feeding the body without failing it).
+    feeding the body without failing it). A client that goes away mid-body raises
+    :class:`~.exchange.ClientAborted`.
     """
     if not request.body_exists:
         return EMPTY_BODY
@@ -86,19 +88,25 @@ async def read_body(
     size = 0
     loop = asyncio.get_running_loop()
     try:
-        while chunk := await _next_chunk(request, idle_timeout_s):
-            size += len(chunk)
-            if size > max_bytes:
-                raise BodyTooLarge(f"The request body is larger than {max_bytes} bytes.")
-            if spool is None and size <= memory_bytes:
-                buffer += chunk
-                continue
-            if spool is None:
-                # Owned by the RequestBody from here on; it closes the file (and so deletes it).
-                spool = tempfile.TemporaryFile(prefix="pandadoc-proxy-body-")  # noqa: SIM115
-                await loop.run_in_executor(None, spool.write, bytes(buffer))
-                buffer.clear()
-            await loop.run_in_executor(None, spool.write, chunk)
+        try:
+            while chunk := await _next_chunk(request, idle_timeout_s):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise BodyTooLarge(f"The request body is larger than {max_bytes} bytes.")
+                if spool is None and size <= memory_bytes:
+                    buffer += chunk
+                    continue
+                if spool is None:
+                    # Owned by the RequestBody from here on; it closes the file (and so
+                    # deletes it).
+                    spool = tempfile.TemporaryFile(prefix="pandadoc-proxy-body-")  # noqa: SIM115
+                    await loop.run_in_executor(None, spool.write, bytes(buffer))
+                    buffer.clear()
+                await loop.run_in_executor(None, spool.write, chunk)
+        except ConnectionError as lost:
+            # The client closed or reset its connection mid-body: nothing is forwarded.
+            forget_traceback(lost)
+            raise ClientAborted("upload") from None
     except BaseException:
         if spool is not None:
             spool.close()

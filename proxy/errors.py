@@ -23,6 +23,7 @@ __all__ = [
     "AuthorizationRequired",
     "BadRequest",
     "BodyTooLarge",
+    "ExpectationFailed",
     "Forbidden",
     "NotFound",
     "Overloaded",
@@ -103,6 +104,12 @@ class BodyTooLarge(ProxyError):
     status = 413
     code = "body_too_large"
     default_message = "The request body is larger than the proxy accepts."
+
+
+class ExpectationFailed(ProxyError):
+    status = 417
+    code = "expectation_failed"
+    default_message = "The proxy meets no expectation but 100-continue."
 
 
 class UpstreamUnreachable(ProxyError):

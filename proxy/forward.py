@@ -42,7 +42,7 @@ from .config import Config
 from .credentials import Credentials
 from .deadlines import Deadlines
 from .errors import BadRequest, Overloaded, UpstreamTimeout, UpstreamUnreachable
-from .exchange import Exchange
+from .exchange import ClientAborted, Exchange
 from .headers import downstream_headers, upstream_headers
 from .keys import EXCHANGE, FORWARDER
 from .metrics import ProxyMetrics
@@ -243,6 +243,13 @@ class Forwarder:
         upstream: aiohttp.ClientResponse,
         prefetched: bytes | None,
     ) -> web.StreamResponse:
+        if upstream.status == 101:
+            # The proxy forwards no Upgrade (hop-by-hop), so PandaDoc has nothing to switch
+            # to; relaying a bare 101 would leave the client on a connection in no protocol.
+            upstream.close()
+            raise UpstreamUnreachable(
+                "PandaDoc answered 101 Switching Protocols, which the proxy never asks for."
+            )
         response = RelayedResponse(
             upstream, downstream_headers(upstream.headers, request_id=exchange.request_id)
         )
@@ -254,15 +261,19 @@ class Forwarder:
         except ValueError:
             upstream.close()
             raise UpstreamUnreachable("PandaDoc sent a header the proxy cannot relay.") from None
+        except ConnectionError:
+            # The client left while PandaDoc was answering, before the first byte went out.
+            upstream.close()
+            raise ClientAborted("waiting") from None
         try:
-            if prefetched is not None:
-                await response.write(prefetched)
+            if prefetched is None:
+                sent = await self._stream_body(upstream, response)
             else:
-                await self._stream_body(upstream, response)
-        except ConnectionResetError:
+                sent = await _write_to_client(response, prefetched, sent=0)
+        except ClientAborted:
             # The client went away: free the upstream connection instead of draining it.
             upstream.close()
-            return response
+            raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning(
                 "upstream failed mid-response; closing the client connection",
@@ -272,13 +283,16 @@ class Forwarder:
             if request.transport is not None:
                 request.transport.close()
             return response
-        await response.write_eof()
+        try:
+            await response.write_eof()
+        except ConnectionError:
+            raise ClientAborted("download", sent) from None
         return response
 
     async def _stream_body(
         self, upstream: aiohttp.ClientResponse, response: web.StreamResponse
-    ) -> None:
-        """Copy the body chunk by chunk, with back-pressure both ways.
+    ) -> int:
+        """Copy the body chunk by chunk, with back-pressure both ways; returns its length.
 
         The idle deadline runs only while waiting for PandaDoc's next chunk, never while the
         client is slow to take the last one (that is back-pressure, not a stalled upstream).
@@ -286,11 +300,29 @@ class Forwarder:
         """
         timeout_s = self._timeout_s
         read = upstream.content.read
+        sent = 0
         with self.deadlines.within(timeout_s) as idle:
             while chunk := await read(_CHUNK):
                 idle.pause()
-                await response.write(chunk)
+                # _write_to_client, inlined: this runs once per chunk.
+                try:
+                    await response.write(chunk)
+                except ConnectionError:
+                    raise ClientAborted("download", sent) from None
+                sent += len(chunk)
                 idle.restart(timeout_s)
+        return sent
+
+
+async def _write_to_client(response: web.StreamResponse, data: bytes, *, sent: int) -> int:
+    """Write ``data`` after ``sent`` bytes of the body; a client that has gone away becomes
+    ClientAborted (aiohttp raises a ``ConnectionResetError`` on a closed connection, and a
+    plain ``ConnectionError`` when the connection is lost during a wait for it to drain)."""
+    try:
+        await response.write(data)
+    except ConnectionError:
+        raise ClientAborted("download", sent) from None
+    return sent + len(data)
 
 
 def _describe(exc: BaseException) -> str:

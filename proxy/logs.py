@@ -4,7 +4,8 @@ Structured fields travel in ``extra={...}`` (``event``, ``code``, ``detail`` ...
 formats show the same facts. Callers never pass tokens (they log names and classes of errors,
 never request headers or token-endpoint bodies); as a last line of defence, every finished line,
 traceback included, goes through :func:`redact` before it is written: the configured secrets,
-every token the process has held, and anything shaped like a credential are masked.
+every token the process has held, and anything shaped like a credential are masked (except
+the proxy's own error codes, which a ``code`` field also carries).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .config import LoggingConfig
-from .exchange import Exchange
+from .errors import ProxyError
+from .exchange import Abort, Exchange
 from .keys import EXCHANGE
 from .log_writer import LineWriter
 
@@ -134,18 +136,26 @@ _MASK = "[redacted]"
 _CREDENTIAL_SHAPES = (
     # Authorization header values.
     re.compile(r"(?i)(\b(?:bearer|api-key|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"),
-    # Form fields and query parameters.
+    # Form fields and query parameters (a backslash ends one: it escapes a JSON line's quote).
     re.compile(
-        r"(?i)(\b(?:access_token|refresh_token|client_secret|code|password|api_key)=)"
-        r"[^&\s\"',;]+"
+        r"(?i)(\b(?:access_token|refresh_token|client_secret|password|api_key)=)[^&\s\"'\\,;]+"
     ),
-    # JSON fields.
+    # JSON fields, also inside a JSON string of a JSON line (quotes escaped as \").
     re.compile(
-        r'(?i)("(?:access_token|refresh_token|client_secret|code|password|api_key)"\s*:\s*")'
-        r'[^"]*'
+        r'(?i)(\\?"(?:access_token|refresh_token|client_secret|password|api_key)\\?"\s*:\s*\\?")'
+        r'[^"\\]*'
     ),
     # Passwords in URLs (redis://:secret@host).
     re.compile(r"(://[^/\s:@]*:)[^/\s@]+(?=@)"),
+)
+# "code" is two things: an OAuth authorization code (a secret: whoever has it can connect the
+# proxy to their own PandaDoc account until it is used) and the proxy's own error code in its
+# log lines ("code":"upstream_unreachable"), which says what went wrong. Each shape is
+# (what stays)(the value); the value stays only if it is one of the proxy's error codes, a
+# small known set, where an authorization code is long and random.
+_CODE_SHAPES = (
+    re.compile(r"(?i)(\bcode=)([^&\s\"'\\,;]+)"),
+    re.compile(r'(?i)(\\?"code\\?"\s*:\s*\\?")([^"\\]*)'),
 )
 #: Exact values never to be written: the configured secrets and the tokens held recently.
 _known_secrets: deque[str] = deque(maxlen=64)
@@ -174,8 +184,33 @@ def redact(text: str) -> str:
         text = _known_pattern.sub(_MASK, text)
     if _SUSPECT.search(text):
         for shape in _CREDENTIAL_SHAPES:
-            text = shape.sub(lambda m: f"{m.group(1)}{_MASK}", text)
+            text = shape.sub(_mask_value, text)
+        for shape in _CODE_SHAPES:
+            text = shape.sub(_mask_unless_error_code, text)
     return text
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{_MASK}"
+
+
+def _mask_unless_error_code(match: re.Match[str]) -> str:
+    return match.group(0) if _is_error_code(match.group(2)) else f"{match.group(1)}{_MASK}"
+
+
+def _is_error_code(value: str) -> bool:
+    """Whether ``value`` is the code of one of the proxy's errors (contract section 6).
+
+    Looked up in the error classes each time, so that a new one is readable at once: it runs
+    only for lines that have a ``code``, and the classes are a dozen.
+    """
+    classes: list[type[ProxyError]] = [ProxyError]
+    while classes:
+        error_class = classes.pop()
+        if error_class.code == value:
+            return True
+        classes.extend(error_class.__subclasses__())
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -269,7 +304,7 @@ def access_fields(
     method: str, path: str, status: int, exchange: Exchange, replica: str
 ) -> dict[str, Any]:
     """The fields of an access line (``json_access_line`` writes the same ones by hand)."""
-    return {
+    fields: dict[str, Any] = {
         "event": "access",
         "request_id": exchange.request_id,
         "method": method,
@@ -281,6 +316,12 @@ def access_fields(
         "replayed": exchange.replayed,
         "replica": replica,
     }
+    abort = exchange.abort
+    if abort is not None:
+        fields["aborted"] = abort.phase
+        fields["bytes_received"] = abort.bytes_received
+        fields["bytes_sent"] = abort.bytes_sent
+    return fields
 
 
 def json_access_line(
@@ -292,7 +333,8 @@ def json_access_line(
     Only the path comes from the client, so only the path needs redacting and escaping (both
     cached, as paths repeat); the method is an HTTP token (aiohttp's parser refuses others),
     the request id matches ``middleware._CLIENT_REQUEST_ID`` or is the proxy's own hex, and
-    the replica id is escaped too (cached: one per process).
+    the replica id is escaped too (cached: one per process). The fields of an aborted
+    request (:class:`~.exchange.Abort`) are a phase name and two integers.
     """
     path = _escaped(_redact_path(path))
     return (
@@ -302,7 +344,16 @@ def json_access_line(
         f'"status":{status},"duration_ms":{(perf_counter() - exchange.started) * 1000:.2f},'
         f'"upstream_ms":{exchange.upstream_seconds * 1000:.2f},'
         f'"replayed":{"true" if exchange.replayed else "false"},'
-        f'"replica":"{_escaped(replica)}"}}'
+        f'"replica":"{_escaped(replica)}"'
+        f"{'}' if exchange.abort is None else _abort_fields(exchange.abort)}"
+    )
+
+
+def _abort_fields(abort: Abort) -> str:
+    """The end of the access line of a request whose client left (rare: not inlined)."""
+    return (
+        f',"aborted":"{abort.phase}","bytes_received":{abort.bytes_received},'
+        f'"bytes_sent":{abort.bytes_sent}}}'
     )
 
 

@@ -2,8 +2,10 @@
 
 In order: the request gets its id and is counted in flight; its target is checked before any
 routing (``targets.py``); the handler runs; a :class:`~.errors.ProxyError` or an aiohttp
-refusal raised anywhere below becomes the contract's JSON answer (``errors.py``); the answer
-carries the id, is counted by status class and gets its access-log line (``logs.py``).
+refusal raised anywhere below becomes the contract's JSON answer (``errors.py``); a client
+that left before its answer was complete (:class:`~.exchange.ClientAborted`) is recorded as
+status 499 with the bytes moved, not as an error; the answer carries the id, is counted by
+status class and gets its access-log line (``logs.py``).
 
 One middleware rather than one per concern: each aiohttp middleware layer is another coroutine
 and another call per request, which on the proxy's hot path costs as much as the work inside.
@@ -20,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .errors import ProxyError, answer_error, answer_http_exception
-from .exchange import Exchange
+from .exchange import CLIENT_CLOSED_REQUEST, Abort, ClientAborted, Exchange, forget_traceback
 from .keys import EXCHANGE, METRICS, REPLICA_ID, REQUEST_ID_HEADER
 from .logs import log_access
 from .targets import check_request
@@ -41,6 +43,18 @@ _request_counter = itertools.count(1)
 
 def _new_request_id() -> str:
     return f"{_REQUEST_ID_PREFIX}{next(_request_counter):08x}"
+
+
+def _client_gone() -> web.StreamResponse:
+    """What the handler returns to aiohttp for a client that has left.
+
+    Never sent: the connection is closed, so aiohttp's attempt to write it fails at once and
+    takes its own quiet path for a premature disconnection (no traceback, nothing at ERROR),
+    where raising would have it log an "Error handling request" traceback and count a 500.
+    """
+    response = web.Response(status=CLIENT_CLOSED_REQUEST)
+    response.force_close()
+    return response
 
 
 @web.middleware
@@ -71,6 +85,20 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
         return response
+    except ClientAborted as aborted:
+        status = CLIENT_CLOSED_REQUEST
+        exchange.abort = Abort(aborted.phase, request.content.total_bytes, aborted.bytes_sent)
+        return _client_gone()
+    except ConnectionError as lost:
+        transport = request.transport
+        if transport is not None and not transport.is_closing():
+            raise  # Not the client's connection: a failure of the proxy's, a 500.
+        # The client went away while the proxy was answering on its own behalf (an error, a
+        # page); the forwarder reports the other cases itself, as ClientAborted.
+        forget_traceback(lost)  # In case it is the one aiohttp keeps (see exchange.py).
+        status = CLIENT_CLOSED_REQUEST
+        exchange.abort = Abort("waiting", request.content.total_bytes, 0)
+        return _client_gone()
     finally:
         counts.in_flight -= 1
         counts.count_request(request.method, status)

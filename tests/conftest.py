@@ -196,9 +196,15 @@ async def connected(emulator: Emulator, store: RedisTokenStore) -> StoredPair:
 
 
 class ProxyTestServer(TestServer):
-    """A test server run the way ``serve`` runs the proxy (its own answers to parser errors)."""
+    """A test server run the way ``serve`` runs the proxy (its own answers to parser errors).
+
+    aiohttp's test server cancels a handler whose client disconnects (``handler_cancellation``);
+    ``serve`` does not, so neither does this one: a client that goes away must meet the code
+    paths it meets in production.
+    """
 
     async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        kwargs["handler_cancellation"] = False
         return ProxyAppRunner(self.app, **kwargs)
 
 

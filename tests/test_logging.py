@@ -16,8 +16,15 @@ import pytest
 from conftest import Emulator, ProxyProcess, free_port, proxy_config, raw_exchange, wait_until
 
 from proxy.config import Config
-from proxy.exchange import Exchange
-from proxy.logs import access_fields, json_access_line, json_line, redact, remember_secret
+from proxy.exchange import Abort, Exchange
+from proxy.logs import (
+    access_fields,
+    json_access_line,
+    json_line,
+    redact,
+    remember_secret,
+    text_line,
+)
 from proxy.tokens import RedisTokenStore, StoredPair
 
 Spawn = Callable[..., Awaitable[ProxyProcess]]
@@ -43,6 +50,83 @@ def log_lines(replica: ProxyProcess) -> list[dict[str, Any]]:
 def test_anything_shaped_like_a_credential_is_masked(line: str, secret: str) -> None:
     assert secret not in redact(line)
     assert "[redacted]" in redact(line)
+
+
+#: The proxy's error codes (contract section 6, and the ones it adds).
+ERROR_CODES = [
+    "bad_request",
+    "admin_authentication_required",
+    "forbidden",
+    "not_found",
+    "request_timeout",
+    "body_too_large",
+    "expectation_failed",
+    "upstream_unreachable",
+    "authorization_required",
+    "refresh_failed",
+    "overloaded",
+    "token_store_unavailable",
+    "upstream_timeout",
+    "internal_error",
+]
+
+
+@pytest.mark.parametrize("line_format", [json_line, text_line], ids=["json", "text"])
+@pytest.mark.parametrize("error_code", ERROR_CODES)
+def test_error_codes_stay_readable_where_authorization_codes_are_masked(
+    line_format: Callable[..., str], error_code: str
+) -> None:
+    """Both are a ``code``: the proxy's error code says which error happened, an OAuth
+    authorization code (long, random) would connect whoever reads it."""
+    fields = {
+        "event": "proxy_error",
+        "code": error_code,
+        "detail": '/_proxy/oauth/callback?code=Q3x7-k9vLm2&state=s1 {"code": "Zr8p-Yw4q"}',
+    }
+    line = redact(line_format(0.0, "warning", "pandadoc_proxy.errors", "proxy error", fields))
+    assert "Q3x7-k9vLm2" not in line
+    assert "Zr8p-Yw4q" not in line
+    assert line.count("[redacted]") == 2
+    if line_format is json_line:
+        assert json.loads(line)["code"] == error_code
+    else:
+        assert f"code={error_code} " in line
+
+
+def test_a_credential_inside_a_string_of_a_json_line_is_masked_and_the_line_stays_json() -> None:
+    body = '{"access_token": "at-nested-0042", "refresh_token": "rt-nested-0042"}'
+    fields = {"detail": f"token endpoint said {body}", "url": "/cb?code=c-nested-0042"}
+    line = redact(json_line(0.0, "warning", "pandadoc_proxy.tokens", "odd answer", fields))
+    assert "nested-0042" not in line
+    assert json.loads(line)["detail"] == (
+        'token endpoint said {"access_token": "[redacted]", "refresh_token": "[redacted]"}'
+    )
+
+
+def test_a_code_that_merely_resembles_an_error_code_is_masked() -> None:
+    for near in ("Upstream_Unreachable", "upstream_unreachable2", "upstream"):
+        assert near not in redact(f'{{"code":"{near}"}} and code={near}&state=x')
+
+
+async def test_a_proxy_error_line_says_which_error_it_was(
+    spawn_proxy: Spawn, emulator: Emulator, redis_url: str, key_prefix: str, connected: StoredPair
+) -> None:
+    # PandaDoc unreachable: nothing listens on the upstream's port.
+    config = proxy_config(
+        emulator.url,
+        redis_url,
+        key_prefix,
+        upstream={"base_url": f"http://127.0.0.1:{free_port()}"},
+    )
+    replica = await spawn_proxy(config)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{replica.url}/public/v1/documents") as response,
+    ):
+        assert response.status == 502
+    await replica.stop()
+    errors = [line for line in log_lines(replica) if line.get("event") == "proxy_error"]
+    assert [line["code"] for line in errors] == ["upstream_unreachable"]
 
 
 def test_remembered_secrets_are_masked_wherever_they_appear() -> None:
@@ -195,11 +279,21 @@ def test_a_line_the_fast_encoder_refuses_is_still_written() -> None:
 
 
 @pytest.mark.parametrize(
+    "abort",
+    [
+        pytest.param(None, id="a complete exchange"),
+        pytest.param(Abort("upload", 5_242_880, 0), id="an exchange the client aborted"),
+    ],
+)
+@pytest.mark.parametrize(
     "path", ["/public/v1/documents", '/odd "quoted" \\ path/\u00e9\u2603', "/a\udcffb", "/\x01\x7f"]
 )
-def test_the_hand_written_access_line_is_the_json_document_of_its_fields(path: str) -> None:
+def test_the_hand_written_access_line_is_the_json_document_of_its_fields(
+    path: str, abort: Abort | None
+) -> None:
     exchange = Exchange("rid-1", started=perf_counter() - 0.25, upstream_seconds=0.125)
     exchange.replayed = True
+    exchange.abort = abort
     fast = json.loads(json_access_line(1_700_000_000.5, "GET", path, 201, exchange, "host-1"))
     fields = access_fields("GET", path, 201, exchange, "host-1")
     slow = json.loads(

@@ -266,6 +266,30 @@ async def test_a_malformed_upstream_response_gets_502(
     await assert_proxy_error(await proxy.get("/x"), 502, "upstream_unreachable")
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(b"HTTP/1.1 101 Switching Protocols\r\n\r\npayload", id="a bare 101"),
+        pytest.param(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
+            b"\r\n\r\n\x81\x05hello",
+            id="a 101 to websocket",
+        ),
+    ],
+)
+async def test_an_upstream_101_gets_502_as_the_proxy_asks_for_no_protocol_switch(
+    make_proxy: MakeProxy, raw_upstream: Any, connected: StoredPair, answer: bytes
+) -> None:
+    """PandaDoc never switches protocols, and the proxy forwards no Upgrade: a 101 relayed
+    would leave the client on a connection speaking nothing it asked for."""
+    url = await raw_upstream(answer)
+    proxy = await make_proxy(upstream_url=url)
+    response = await proxy.get("/public/v1/documents", headers={"Upgrade": "websocket"})
+    await assert_proxy_error(response, 502, "upstream_unreachable")
+    assert "101" in (await response.json())["message"]
+    assert (await proxy.get("/_proxy/health")).status == 200
+
+
 # --- 503 overloaded ----------------------------------------------------------------------------
 
 
