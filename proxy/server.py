@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from time import perf_counter
+from types import FrameType
 from typing import Any, cast
 
 from aiohttp import web
@@ -20,7 +21,15 @@ from .exchange import Exchange
 from .keys import CONFIG
 from .logs import ACCESS_LOGGER, AccessLogger, log_access
 
-__all__ = ["ListenError", "ProxyAppRunner", "run", "serve_until_stopped", "start_site"]
+__all__ = [
+    "ListenError",
+    "ProxyAppRunner",
+    "catch_stop_signals",
+    "run",
+    "serve_until_stopped",
+    "start_site",
+    "stop_requested",
+]
 
 log = logging.getLogger("pandadoc_proxy.server")
 
@@ -223,14 +232,39 @@ async def start_site(
     return runner, int(bound)
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: SIGTERM/SIGINT received before the event loop took them over (see catch_stop_signals).
+_early_stops: list[int] = []
+
+
+def catch_stop_signals() -> None:
+    """From now until :func:`serve_until_stopped` takes them over, SIGTERM and SIGINT are
+    noted rather than fatal: a stop asked for while the process is still starting (reading
+    its configuration, connecting) becomes a clean shutdown, exit status 0, once it has
+    started, instead of a death by signal. Call it first thing."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _note_stop)
+
+
+def stop_requested() -> bool:
+    """Whether a stop signal arrived since :func:`catch_stop_signals`."""
+    return bool(_early_stops)
+
+
+def _note_stop(signum: int, frame: FrameType | None) -> None:
+    _early_stops.append(signum)
+
+
 async def serve_until_stopped(
     started: Callable[[], Awaitable[list[web.AppRunner]]],
 ) -> None:
     """Start the runners, wait for SIGTERM/SIGINT, then clean them up in reverse order."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in _STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+    if stop_requested():  # Before the loop's handlers: noted by catch_stop_signals.
+        stop.set()
     runners = await started()
     _settle_garbage_collector()
     try:

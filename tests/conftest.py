@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -345,12 +345,21 @@ class ProxyProcess:
 
     @classmethod
     async def start(
-        cls, config_path: Path, *, port: int | None = None, workers: int = 1
+        cls,
+        config_path: Path,
+        *,
+        port: int | None = None,
+        workers: int | None = 1,
+        launcher: Sequence[str] = (),
     ) -> ProxyProcess:
+        """``workers=None`` leaves the count to ``serve``; ``launcher`` goes before the
+        command (``["taskset", "-c", "0"]``)."""
         port = port or free_port()
         log_path = config_path.with_suffix(".log")
+        workers_option = [] if workers is None else ["--workers", str(workers)]
         with log_path.open("wb") as log_file:
             process = await asyncio.create_subprocess_exec(
+                *launcher,
                 sys.executable,
                 "-m",
                 "proxy",
@@ -359,8 +368,7 @@ class ProxyProcess:
                 str(config_path),
                 "--port",
                 str(port),
-                "--workers",
-                str(workers),
+                *workers_option,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
                 cwd=REPO,
