@@ -13,7 +13,9 @@ import dataclasses
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
@@ -77,8 +79,10 @@ def _parser() -> argparse.ArgumentParser:
             "process may use, from its CPU affinity and cgroup CPU quota)"
         ),
     )
-    # Set by the supervisor for its workers: several sockets on one port (SO_REUSEPORT).
+    # Set by the supervisor for its workers: several sockets on one port (SO_REUSEPORT), and
+    # the directory where they share their metrics (metrics_merge.py).
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--metrics-dir", type=Path, help=argparse.SUPPRESS)
     serve.set_defaults(command=_serve)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
@@ -165,6 +169,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .logs import configure_logging
+    from .metrics_merge import share_metrics
     from .server import ListenError, run, serve_until_stopped, start_site
     from .workers import WorkerCount, affinity_cpus, default_workers
 
@@ -186,8 +191,11 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.logging, secrets=_secrets_of(config))
 
     async def started() -> list[web.AppRunner]:
+        app = create_app(config)
+        if args.metrics_dir is not None:
+            share_metrics(app, args.metrics_dir)
         runner, port = await start_site(
-            create_app(config),
+            app,
             listen.host,
             listen.port,
             access_log=False,  # The app writes its own (logging.access_log says whether).
@@ -211,6 +219,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _serve_workers(args: argparse.Namespace, listen: ListenConfig, workers: WorkerCount) -> int:
+    from .metrics_merge import snapshots_parent
     from .server import stop_requested
     from .workers import check_port_free, supervise
 
@@ -226,9 +235,20 @@ def _serve_workers(args: argparse.Namespace, listen: ListenConfig, workers: Work
         file=sys.stderr,
         flush=True,
     )
-    return supervise(
-        worker_args, workers.count, listen.drain_timeout_s, stop_requested=stop_requested
-    )
+    try:
+        # Where the workers share their metrics (metrics_merge.py); gone when serve exits.
+        shared = tempfile.TemporaryDirectory(
+            prefix="pandadoc-proxy-metrics-", dir=snapshots_parent()
+        )
+    except OSError as exc:
+        raise CommandFailed(f"cannot create the workers' metrics directory: {exc}") from None
+    with shared as metrics_dir:
+        return supervise(
+            [*worker_args, "--metrics-dir", metrics_dir],
+            workers.count,
+            listen.drain_timeout_s,
+            stop_requested=stop_requested,
+        )
 
 
 def _secrets_of(config: Config) -> tuple[str, ...]:

@@ -8,7 +8,10 @@ This process supervises them: it checks that the port can be had (so "port in us
 and exit status 1, not N), starts the workers with ``serve --workers 1 --reuse-port``, passes
 SIGTERM/SIGINT on, and exits 0 once every worker has stopped. A worker that dies on its own
 takes the others down with it (exit status 1), so that the process manager above (systemd,
-Kubernetes) restarts a whole, known-good set rather than a silently shrunken one.
+Kubernetes) restarts a whole, known-good set rather than a silently shrunken one. The
+workers share their metrics through a private directory that ``serve`` names to them
+(``--metrics-dir``, metrics_merge.py), so that a scrape shows the replica's figures whichever
+worker it reaches.
 
 The default number of workers is the number of CPUs the process may use
 (:func:`default_workers`): its CPU affinity, and its cgroup CPU quota.
