@@ -113,6 +113,15 @@ def test_requests_in_flight_are_summed() -> None:
     assert value(text, "pandadoc_proxy_in_flight_requests") == 7
 
 
+@pytest.mark.parametrize(("mode", "expected"), [("max", 4), ("min", 3), ("sum", 7)])
+def test_a_gauge_can_be_merged_by_its_largest_or_smallest_value(mode: str, expected: int) -> None:
+    _, a = worker(1, in_flight=3)
+    _, b = worker(2, in_flight=4)
+    modes: Any = {**GAUGE_MERGE, "pandadoc_proxy_in_flight_requests": mode}
+    text = exposition(merge([a, b], own_pid=1, gauge_modes=modes))
+    assert value(text, "pandadoc_proxy_in_flight_requests") == expected
+
+
 def test_the_token_gauges_come_from_the_worker_holding_the_newest_pair() -> None:
     old = a_pair(obtained_at=1_000, expires_in=1_000)
     new = a_pair(obtained_at=2_000, expires_in=5_000)
