@@ -44,5 +44,8 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 # SIGTERM (Docker's default stop signal) closes the listener and lets requests in flight finish
 # for up to 30 s; give the container longer than that to stop (stop_grace_period in compose,
 # terminationGracePeriodSeconds in Kubernetes).
+# Workers: one per CPU the container may use (`docker run --cpus 2` gives 2; without --cpus,
+# every core of the host, about 60 MB each). docker-compose.yml and deploy/kubernetes run one
+# per container and scale with replicas; append `--workers N` to the command to choose.
 ENTRYPOINT ["pandadoc-proxy"]
 CMD ["serve", "--config", "/etc/pandadoc-proxy/proxy.yaml"]

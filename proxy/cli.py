@@ -13,8 +13,10 @@ import dataclasses
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -22,6 +24,9 @@ from aiohttp import web
 from .config import Config, ConfigError, ListenConfig, load_config
 from .emulator.options import add_emulator_arguments, settings_from_args
 from .moments import describe_moment
+
+if TYPE_CHECKING:
+    from .workers import WorkerCount
 
 __all__ = ["main"]
 
@@ -69,11 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="processes serving the one port, each a full replica (default: one per core)",
+        help=(
+            "processes serving the one port, each a full replica (default: one per CPU this "
+            "process may use, from its CPU affinity and cgroup CPU quota)"
+        ),
     )
-    # Set by the supervisor for its workers: several sockets on one port (SO_REUSEPORT).
+    # Set by the supervisor for its workers: several sockets on one port (SO_REUSEPORT), and
+    # the directory where they share their metrics (metrics_merge.py).
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--metrics-dir", type=Path, help=argparse.SUPPRESS)
     serve.set_defaults(command=_serve)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
@@ -153,9 +162,16 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .server import catch_stop_signals
+
+    # First: a SIGTERM from here on is a clean stop, however early it comes.
+    catch_stop_signals()
+
     from .app import create_app
     from .logs import configure_logging
+    from .metrics_merge import share_metrics
     from .server import ListenError, run, serve_until_stopped, start_site
+    from .workers import WorkerCount, affinity_cpus, default_workers
 
     config = _config(args)
     listen = dataclasses.replace(
@@ -163,22 +179,36 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host or config.listen.host,
         port=config.listen.port if args.port is None else args.port,
     )
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise CommandFailed("--workers must be at least 1")
-    if args.workers > 1:
-        return _serve_workers(args, listen)
+    workers = (
+        default_workers(affinity_cpus())
+        if args.workers is None
+        else WorkerCount(args.workers, "--workers")
+    )
+    if workers.count > 1:
+        return _serve_workers(args, listen, workers)
     configure_logging(config.logging, secrets=_secrets_of(config))
 
     async def started() -> list[web.AppRunner]:
+        app = create_app(config)
+        if args.metrics_dir is not None:
+            share_metrics(app, args.metrics_dir)
         runner, port = await start_site(
-            create_app(config),
+            app,
             listen.host,
             listen.port,
             access_log=False,  # The app writes its own (logging.access_log says whether).
             drain_timeout_s=listen.drain_timeout_s,
             reuse_port=args.reuse_port,
         )
-        print(f"pandadoc-proxy serving on http://{listen.host}:{port}", file=sys.stderr, flush=True)
+        # A supervisor's worker says only where; the supervisor said how many and why.
+        how_many = "" if args.reuse_port else f" with {workers.describe()}"
+        print(
+            f"pandadoc-proxy serving on http://{listen.host}:{port}{how_many}",
+            file=sys.stderr,
+            flush=True,
+        )
         return [runner]
 
     try:
@@ -188,7 +218,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(args: argparse.Namespace, listen: ListenConfig) -> int:
+def _serve_workers(args: argparse.Namespace, listen: ListenConfig, workers: WorkerCount) -> int:
+    from .metrics_merge import snapshots_parent
+    from .server import stop_requested
     from .workers import check_port_free, supervise
 
     problem = check_port_free(listen.host, listen.port)
@@ -199,11 +231,24 @@ def _serve_workers(args: argparse.Namespace, listen: ListenConfig) -> int:
         "--workers", "1", "--reuse-port",
     ]  # fmt: skip
     print(
-        f"pandadoc-proxy: {args.workers} workers on http://{listen.host}:{listen.port}",
+        f"pandadoc-proxy: {workers.describe()} on http://{listen.host}:{listen.port}",
         file=sys.stderr,
         flush=True,
     )
-    return supervise(worker_args, args.workers, listen.drain_timeout_s)
+    try:
+        # Where the workers share their metrics (metrics_merge.py); gone when serve exits.
+        shared = tempfile.TemporaryDirectory(
+            prefix="pandadoc-proxy-metrics-", dir=snapshots_parent()
+        )
+    except OSError as exc:
+        raise CommandFailed(f"cannot create the workers' metrics directory: {exc}") from None
+    with shared as metrics_dir:
+        return supervise(
+            [*worker_args, "--metrics-dir", metrics_dir],
+            workers.count,
+            listen.drain_timeout_s,
+            stop_requested=stop_requested,
+        )
 
 
 def _secrets_of(config: Config) -> tuple[str, ...]:

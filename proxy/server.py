@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from time import perf_counter
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from .errors import BadRequest, BodyTooLarge, ProxyError, error_response
+from .errors import BadRequest, BodyTooLarge, Overloaded, ProxyError, error_response
 from .exchange import Exchange
 from .keys import CONFIG
 from .logs import ACCESS_LOGGER, AccessLogger, log_access
 
-__all__ = ["ListenError", "ProxyAppRunner", "run", "serve_until_stopped", "start_site"]
+__all__ = [
+    "ListenError",
+    "ProxyAppRunner",
+    "catch_stop_signals",
+    "run",
+    "serve_until_stopped",
+    "start_site",
+    "stop_requested",
+]
 
 log = logging.getLogger("pandadoc_proxy.server")
 
@@ -31,7 +42,14 @@ class _ContractErrorHandler(RequestHandler):
     plain-text 400 that echoes part of the input, after logging a full traceback at ERROR. Here
     the answer is the contract's JSON error with ``X-Proxy-Error``, echoing nothing, and the
     log is one line: a client that sends garbage must not be able to flood the logs.
+
+    It also applies ``limits.max_connections``: a connection over the cap gets the contract's
+    503 ``overloaded`` as soon as it opens, except for the few kept for probes and scrapes
+    (:data:`RESERVED_CONNECTIONS`).
     """
+
+    #: False on a reserved connection until its request arrives.
+    _probe_started = True
 
     def handle_error(
         self,
@@ -58,19 +76,63 @@ class _ContractErrorHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        limit = getattr(self._manager, "max_connections", 0)
-        if limit and self._manager is not None and len(self._manager.connections) > limit:
-            # Over the cap: a clear answer, then the door closes. Nothing has been read.
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(_TOO_MANY_CONNECTIONS)
-            transport.close()
-            log.warning("connection refused: at the cap", extra={"event": "connection_cap"})
+        manager = self._manager
+        if not isinstance(manager, _ContractErrorServer) or not manager.max_connections:
+            return
+        open_now = len(manager.connections)  # This one included.
+        if open_now <= manager.max_connections:
+            return
+        if open_now <= manager.max_connections + RESERVED_CONNECTIONS:
+            # A reserved connection: one probe or scrape, anything else refused once its head
+            # is read. aiohttp reads this private attribute anew for every request it reads
+            # (tests/test_connection_cap.py fails loudly if that changes).
+            self._request_handler = self._probe_only
+            self._probe_started = False
+            # A probe sends its request at once; one that stays silent is cut well before
+            # limits.header_timeout_s, so idle connections cannot sit on the reserve.
+            self._loop.call_later(RESERVED_HEAD_TIMEOUT_S, self._close_if_silent)
+            return
+        # Over the cap and the reserve: a clear answer, then the door closes. Nothing has been
+        # read. Any transport a loop hands a protocol writes (uvloop's is no asyncio.Transport).
+        cast(asyncio.WriteTransport, transport).write(_TOO_MANY_CONNECTIONS)
+        transport.close()
+        manager.refusals.note()
+
+    async def _probe_only(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The request handler of a reserved connection (see :data:`RESERVED_CONNECTIONS`)."""
+        self._probe_started = True
+        manager = self._manager
+        assert isinstance(manager, _ContractErrorServer)
+        if request.method in ("GET", "HEAD") and request.path in PROBE_PATHS:
+            response = await manager.request_handler(request)
+        else:
+            error = Overloaded(_TOO_MANY_MESSAGE)
+            response = error_response(error)
+            # Never reaches the request middleware, which writes the others' lines.
+            log_access(request.method, request.path, error.status, Exchange("", perf_counter()), "")
+            manager.refusals.note()
+        response.force_close()  # The reserve is for one request at a time.
+        return response
+
+    def _close_if_silent(self) -> None:
+        if not self._probe_started:
+            self.force_close()
 
 
-_TOO_MANY_BODY = (
-    b'{"error": "overloaded", "message": "The proxy has as many connections open as it is '
-    b'allowed to; retry shortly."}'
-)
+#: Connections beyond ``limits.max_connections`` kept for the proxy's own probes and scrapes:
+#: ``GET /_proxy/health``, ``/_proxy/ready`` and ``/_proxy/metrics`` still answer when clients
+#: hold every other connection (idle keep-alive pools, say), so a liveness probe never fails,
+#: and gets the pod restarted, because the proxy is busy. A reserved connection serves one
+#: such request and is closed; any other request on it gets the 503, and one that sends
+#: nothing is closed after RESERVED_HEAD_TIMEOUT_S. A reserve rather than a second listener:
+#: no new port for probes, Services and scrape configs to know about.
+RESERVED_CONNECTIONS = 8
+#: How long a reserved connection may take to send its request head.
+RESERVED_HEAD_TIMEOUT_S = 2.0
+PROBE_PATHS = frozenset({"/_proxy/health", "/_proxy/ready", "/_proxy/metrics"})
+
+_TOO_MANY_MESSAGE = "The proxy has as many connections open as it is allowed to; retry shortly."
+_TOO_MANY_BODY = json.dumps({"error": "overloaded", "message": _TOO_MANY_MESSAGE}).encode()
 _TOO_MANY_CONNECTIONS = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
     b"X-Proxy-Error: overloaded\r\nRetry-After: 1\r\nConnection: close\r\n"
@@ -78,9 +140,33 @@ _TOO_MANY_CONNECTIONS = (
 )
 
 
+class _Refusals:
+    """Counts connections refused at the cap, and says so in the log at most every 10 s: a
+    client opening connections in a loop must not be able to flood the logs."""
+
+    EVERY_S = 10.0
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._logged_total = 0
+        self._logged_at = -self.EVERY_S
+
+    def note(self) -> None:
+        self.total += 1
+        now = time.monotonic()
+        if now - self._logged_at >= self.EVERY_S:
+            log.warning(
+                "connections refused: at the cap (limits.max_connections)",
+                extra={"event": "connection_cap", "refused": self.total - self._logged_total},
+            )
+            self._logged_at = now
+            self._logged_total = self.total
+
+
 class _ContractErrorServer(web.Server):
     #: Open client connections allowed at once (0: no cap); set by ProxyAppRunner.
     max_connections: int = 0
+    refusals: _Refusals
 
     def __call__(self) -> RequestHandler:
         return _ContractErrorHandler(self, loop=self._loop, **self._kwargs)
@@ -89,16 +175,24 @@ class _ContractErrorServer(web.Server):
 class ProxyAppRunner(web.AppRunner):
     """aiohttp's ``AppRunner``, whose connections answer unparsable requests with the
     contract's JSON error (see :class:`_ContractErrorHandler`) and are capped in number
-    (``limits.max_connections``)."""
+    (``limits.max_connections``, with a reserve for probes).
+
+    aiohttp has no public way to choose the connection handler class: the one hook is the
+    ``Server`` that ``AppRunner._make_server`` returns, whose ``__call__`` makes each handler.
+    tests/test_connection_cap.py checks the private names this relies on, so an aiohttp
+    upgrade that changes them fails there by name rather than quietly dropping the cap.
+    """
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # aiohttp builds the Server itself (Application._make_handler); only the connection
         # handler it creates differs, so the instance takes the subclass that creates ours.
         server.__class__ = _ContractErrorServer
+        assert isinstance(server, _ContractErrorServer)
+        server.refusals = _Refusals()
         config = self.app.get(CONFIG)
         if config is not None:
-            server.max_connections = config.limits.max_connections  # type: ignore[attr-defined]
+            server.max_connections = config.limits.max_connections
         return server
 
 
@@ -138,14 +232,39 @@ async def start_site(
     return runner, int(bound)
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: SIGTERM/SIGINT received before the event loop took them over (see catch_stop_signals).
+_early_stops: list[int] = []
+
+
+def catch_stop_signals() -> None:
+    """From now until :func:`serve_until_stopped` takes them over, SIGTERM and SIGINT are
+    noted rather than fatal: a stop asked for while the process is still starting (reading
+    its configuration, connecting) becomes a clean shutdown, exit status 0, once it has
+    started, instead of a death by signal. Call it first thing."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _note_stop)
+
+
+def stop_requested() -> bool:
+    """Whether a stop signal arrived since :func:`catch_stop_signals`."""
+    return bool(_early_stops)
+
+
+def _note_stop(signum: int, frame: FrameType | None) -> None:
+    _early_stops.append(signum)
+
+
 async def serve_until_stopped(
     started: Callable[[], Awaitable[list[web.AppRunner]]],
 ) -> None:
     """Start the runners, wait for SIGTERM/SIGINT, then clean them up in reverse order."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in _STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+    if stop_requested():  # Before the loop's handlers: noted by catch_stop_signals.
+        stop.set()
     runners = await started()
     _settle_garbage_collector()
     try:

@@ -2,6 +2,10 @@
 
 Everything is real: Redis is a ``redis-server`` process on a free port (never the one on 6379),
 the emulator and the proxies are aiohttp apps served over real sockets.
+
+The event loop is the one ``serve`` runs on, uvloop, unless ``PANDADOC_PROXY_TEST_LOOP=asyncio``
+asks for asyncio's own; tests marked ``every_loop`` run on both (see
+``pytest_asyncio_loop_factories`` below).
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import uvloop
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -33,6 +38,40 @@ from proxy.server import ProxyAppRunner
 from proxy.tokens import NewTokens, RedisTokenStore, StoredPair
 
 REPO = Path(__file__).resolve().parent.parent
+
+#: The event loops the tests can run on: uvloop is what ``serve`` runs on (proxy/server.py).
+LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "uvloop": uvloop.new_event_loop,
+    "asyncio": asyncio.new_event_loop,
+}
+TEST_LOOP_ENV = "PANDADOC_PROXY_TEST_LOOP"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    loop = os.environ.get(TEST_LOOP_ENV, "uvloop")
+    if loop not in LOOP_FACTORIES:
+        raise pytest.UsageError(
+            f"{TEST_LOOP_ENV}={loop!r}: expected one of {', '.join(LOOP_FACTORIES)}"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"event loop: {os.environ.get(TEST_LOOP_ENV, 'uvloop')} ({TEST_LOOP_ENV})"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loop each async test (and its fixtures) runs on: pytest-asyncio's supported way
+    (1.4+) to choose it, instead of overriding the deprecated ``event_loop_policy`` fixture.
+
+    One loop, named by ``PANDADOC_PROXY_TEST_LOOP`` (default: uvloop, as shipped); a test marked
+    ``every_loop`` runs once on each, with the loop's name in its id.
+    """
+    if item.get_closest_marker("every_loop"):
+        return LOOP_FACTORIES
+    name = os.environ.get(TEST_LOOP_ENV, "uvloop")
+    return {name: LOOP_FACTORIES[name]}
 
 
 def free_port() -> int:
@@ -312,12 +351,21 @@ class ProxyProcess:
 
     @classmethod
     async def start(
-        cls, config_path: Path, *, port: int | None = None, workers: int = 1
+        cls,
+        config_path: Path,
+        *,
+        port: int | None = None,
+        workers: int | None = 1,
+        launcher: Sequence[str] = (),
     ) -> ProxyProcess:
+        """``workers=None`` leaves the count to ``serve``; ``launcher`` goes before the
+        command (``["taskset", "-c", "0"]``)."""
         port = port or free_port()
         log_path = config_path.with_suffix(".log")
+        workers_option = [] if workers is None else ["--workers", str(workers)]
         with log_path.open("wb") as log_file:
             process = await asyncio.create_subprocess_exec(
+                *launcher,
                 sys.executable,
                 "-m",
                 "proxy",
@@ -326,8 +374,7 @@ class ProxyProcess:
                 str(config_path),
                 "--port",
                 str(port),
-                "--workers",
-                str(workers),
+                *workers_option,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
                 cwd=REPO,

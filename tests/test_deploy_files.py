@@ -8,6 +8,7 @@ a compose implementation is installed, ``docker compose config``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -38,6 +39,10 @@ CONTAINER_ENVIRON = {
 DRAIN_S = 30
 #: A ${VAR} without a default: the configuration fails when VAR is unset.
 REQUIRED_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: Resident memory of one worker, rounded up (measured idle: 56-58 MB), plus its share of
+#: buffered request bodies (limits.memory_body_bytes, 1 MiB each) under load.
+WORKER_MIB = 60
+BUFFERED_BODIES_MIB = 128
 
 
 def load_yaml(path: Path) -> Any:
@@ -97,10 +102,40 @@ def runtime_stage() -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
+def image_command() -> list[str]:
+    """The image's CMD: what a container runs when nothing overrides it."""
+    [cmd] = [exec_form(arguments) for keyword, arguments in runtime_stage() if keyword == "CMD"]
+    return cmd
+
+
 def exec_form(arguments: str) -> list[str]:
     value = json.loads(arguments)
     assert isinstance(value, list), f"not the exec (JSON) form: {arguments}"
     return [str(item) for item in value]
+
+
+def stated_workers(command: list[str], cpu_limit: str | float | None) -> int:
+    """The workers ``serve`` starts with this command line in a container with this CPU
+    limit; fails when it would be one per core of whatever machine runs it."""
+    assert command[0] == "serve", command
+    if "--workers" in command:
+        return int(command[command.index("--workers") + 1])
+    assert cpu_limit is not None, (
+        f"{shlex.join(command)}: neither --workers nor a CPU limit, so one worker per core of "
+        "the machine it lands on"
+    )
+    text = str(cpu_limit)
+    cpus = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return max(math.ceil(cpus), 1)
+
+
+def mebibytes(quantity: str) -> float:
+    """A Kubernetes memory quantity (``512Mi``, ``1Gi``, ``600M``) in MiB."""
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "K": 1e3 / 2**20, "M": 1e6 / 2**20}
+    for suffix, factor in sorted(units.items(), key=lambda unit: -len(unit[0])):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    return float(quantity) / 2**20
 
 
 def env_file_variables(path: Path) -> dict[str, str]:
@@ -168,6 +203,13 @@ def test_the_compose_file_holds_no_secret_values(compose: dict[str, Any]) -> Non
 
 def test_the_proxy_is_given_longer_than_its_drain_to_stop(compose: dict[str, Any]) -> None:
     assert seconds(service(compose, "proxy")["stop_grace_period"]) > DRAIN_S
+
+
+def test_each_proxy_replica_runs_a_stated_number_of_workers(compose: dict[str, Any]) -> None:
+    proxy = service(compose, "proxy")
+    limits = proxy.get("deploy", {}).get("resources", {}).get("limits", {})
+    command = proxy.get("command") or image_command()
+    assert stated_workers(command, limits.get("cpus")) == 1
 
 
 # --- docker-compose.yml and deploy/nginx.conf: the load balancer ---------------------------------
@@ -295,6 +337,17 @@ def test_the_kubernetes_secret_template_supplies_every_required_variable() -> No
     secret = load_yaml(KUBERNETES / "secret.example.yaml")
     assert set(SECRET_VARIABLES) <= set(secret["stringData"])
     assert all(secret["stringData"][name] == "" for name in SECRET_VARIABLES)
+
+
+def test_a_kubernetes_pod_runs_a_stated_number_of_workers_that_fit_its_memory_limit() -> None:
+    deployment = load_yaml(KUBERNETES / "deployment.yaml")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    limits = container["resources"]["limits"]
+    workers = stated_workers(container["args"], limits.get("cpu"))
+    assert workers == 1, "one worker per pod: the Service spreads the load over pods"
+    # serve's supervisor is one process more when there is more than one worker.
+    processes = workers + (1 if workers > 1 else 0)
+    assert processes * WORKER_MIB + BUFFERED_BODIES_MIB <= mebibytes(limits["memory"])
 
 
 def test_the_kubernetes_deployment_probes_health_for_liveness_and_ready_for_readiness() -> None:
