@@ -28,6 +28,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "ProxyError",
+    "RefreshCeilingReached",
     "RefreshFailed",
     "RequestTimeout",
     "TokenStoreUnavailable",
@@ -140,6 +141,10 @@ class RefreshFailed(ProxyError):
         super().__init__(message)
         if retry_after_s is not None:
             self.headers["Retry-After"] = str(retry_after_s)
+
+
+class RefreshCeilingReached(RefreshFailed):
+    """A renewal refused because ``tokens.max_refreshes_per_minute`` were done this minute."""
 
 
 class Overloaded(ProxyError):

@@ -82,6 +82,10 @@ GAUGE_MERGE: Mapping[str, GaugeMerge] = {
     "pandadoc_proxy_in_flight_requests": "sum",
     "pandadoc_proxy_token_expires_in_seconds": "freshest",
     "pandadoc_proxy_authorization_state": "freshest",
+    # 1 when any worker serves a pair whose write has not landed yet.
+    "pandadoc_proxy_pair_write_pending": "max",
+    # 1 only while every worker hears the store's notices.
+    "pandadoc_proxy_token_notices_up": "min",
 }
 _SUMMED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
 

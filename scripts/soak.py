@@ -1,14 +1,20 @@
-"""Soak run: several replicas, steady mixed traffic, expiring tokens and a Redis restart.
+"""Soak run: several replicas, steady mixed traffic, expiring tokens and Redis misbehaving.
 
-    .venv/bin/python scripts/soak.py --minutes 2 --replicas 3 --concurrency 12
+    .venv/bin/python scripts/soak.py --minutes 2 --replicas 3 --workers 2 --concurrency 12
 
 Starts everything on free loopback ports (a throwaway redis-server without persistence, the
-PandaDoc emulator with short-lived rotating single-use tokens, N proxy processes), sends mixed
-traffic (document lists, uploads whose hash is checked, downloads) for the given time, restarts
-Redis half-way (it comes back empty, so the replicas must write the pair back), and prints:
-requests sent, answers other than 2xx by reason, corrupted bodies, refreshes, and each proxy's
-open file descriptors and resident memory at the start and at the end. Exits 1 if a request
-was lost (a body corrupted, a connection error) or a refresh token was used twice.
+PandaDoc emulator with short-lived rotating single-use tokens that it revokes as soon as it
+issues the next, N proxy processes of W workers each), sends mixed traffic (document lists,
+uploads whose hash is checked, downloads) for the given time, and makes Redis misbehave three
+times while the tokens are being refreshed: a write pause (``CLIENT PAUSE ... WRITE``, what a
+failover does) at a fifth of the run, a restart that comes back empty half-way (the replicas
+must write the pair back), and a freeze (SIGSTOP) at three quarters. It prints: requests sent,
+answers other than 2xx by reason, corrupted bodies, refreshes, the 401s PandaDoc (the
+emulator) served in steady state and during the faults, and each proxy's open file
+descriptors and resident memory at the start and at the end.
+
+Exits 1 if a request was lost (a body corrupted, a connection error), a client got a 401, a
+refresh token was used twice (``invalid_grant``) or the authorization was lost.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
+import redis
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,6 +112,23 @@ class Redis:
             self.process.terminate()
             self.process.wait(10)
 
+    def pause_writes(self, seconds: float) -> None:
+        """``CLIENT PAUSE ... WRITE``: reads are answered, writes wait until it ends."""
+        client = redis.Redis(port=self.port)
+        try:
+            client.execute_command("CLIENT", "PAUSE", int(seconds * 1000), "WRITE")
+        finally:
+            client.close()
+
+    def freeze(self, seconds: float) -> None:
+        """SIGSTOP, then SIGCONT: a Redis that answers nothing (a VM pause, say)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            self.process.send_signal(signal.SIGCONT)
+
 
 async def traffic(
     base_urls: list[str], until: float, concurrency: int, counts: collections.Counter[str]
@@ -150,7 +175,7 @@ async def traffic(
 class Stack:
     """Redis, the emulator and the replicas, as processes; :meth:`close` ends them all."""
 
-    def __init__(self, replicas: int, token_lifetime: float) -> None:
+    def __init__(self, replicas: int, workers: int, token_lifetime: float) -> None:
         self.workdir = tempfile.mkdtemp(prefix="pandadoc-proxy-soak-")
         self.redis = Redis(self.workdir)
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -173,9 +198,15 @@ class Stack:
                         "client_secret": "emulator-secret",
                         "token_url": f"{self.emulator_url}/oauth2/access_token",
                     },
-                    "redis": {"url": f"redis://127.0.0.1:{self.redis.port}/0", "token_cache_s": 1},
-                    # After a Redis wipe, refreshes wait this long for a holder that may be lost.
-                    "tokens": {"lock_ttl_s": 10},
+                    "redis": {"url": f"redis://127.0.0.1:{self.redis.port}/0"},
+                    "tokens": {
+                        # After a Redis wipe, refreshes wait this long for a holder that may
+                        # be lost.
+                        "lock_ttl_s": 10,
+                        # Tokens living seconds are refreshed every few: not the misbehaving
+                        # token endpoint the ceiling is for.
+                        "max_refreshes_per_minute": 0,
+                    },
                     "logging": {"level": "warning"},
                 }
             )
@@ -191,7 +222,9 @@ class Stack:
         )  # fmt: skip
         ports = [free_port() for _ in range(replicas)]
         self.proxies = [
-            self._spawn("serve", "--config", str(config), "--port", str(port), "--workers", "1")
+            self._spawn(
+                "serve", "--config", str(config), "--port", str(port), "--workers", str(workers)
+            )
             for port in ports
         ]
         self.bases = [f"http://127.0.0.1:{port}" for port in ports]
@@ -226,35 +259,73 @@ class Stack:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+#: After a fault ends, how long its consequences may last (a token that expired during a
+#: freeze is renewed on the first request after it): not counted as steady state.
+_FAULT_GRACE_S = 3.0
+_FAULT_S = 5.0
+
+
 async def soak(stack: Stack, minutes: float, concurrency: int) -> dict[str, Any]:
     await traffic(stack.bases, time.monotonic() + 5, concurrency, collections.Counter())  # warm up
     start = {p.pid: proc_status(p.pid) for p in stack.proxies}
     counts: collections.Counter[str] = collections.Counter()
     duration = minutes * 60
-    load = asyncio.ensure_future(
-        traffic(stack.bases, time.monotonic() + duration, concurrency, counts)
-    )
-    await asyncio.sleep(duration / 2)
-    await asyncio.to_thread(stack.restart_redis_empty)
+    began = time.monotonic()
+    load = asyncio.ensure_future(traffic(stack.bases, began + duration, concurrency, counts))
+    faults = [
+        (duration / 5, "write pause", lambda: stack.redis.pause_writes(_FAULT_S)),
+        (duration / 2, "restart, empty", stack.restart_redis_empty),
+        (duration * 3 / 4, "freeze", lambda: stack.redis.freeze(_FAULT_S)),
+    ]
+    unauthorized = {"steady": 0, "faults": 0}
+
+    async def served_401s() -> int:
+        stats = await asyncio.to_thread(http_json, "GET", f"{stack.emulator_url}/_emulator/stats")
+        return int(stats["unauthorized_responses"])
+
+    seen = await served_401s()
+    for at, name, fault in faults:
+        await asyncio.sleep(max(0.0, began + at - time.monotonic()))
+        before = await served_401s()
+        unauthorized["steady"] += before - seen
+        await asyncio.to_thread(fault)
+        if name == "write pause":
+            await asyncio.sleep(_FAULT_S)  # CLIENT PAUSE returns at once; the pause goes on.
+        await asyncio.sleep(_FAULT_GRACE_S)
+        seen = await served_401s()
+        unauthorized["faults"] += seen - before
     await load
+    unauthorized["steady"] += await served_401s() - seen
     end = {p.pid: proc_status(p.pid) for p in stack.proxies}
     stats = await asyncio.to_thread(http_json, "GET", f"{stack.emulator_url}/_emulator/stats")
-    return {"counts": counts, "start": start, "end": end, "stats": stats}
+    return {
+        "counts": counts,
+        "start": start,
+        "end": end,
+        "stats": stats,
+        "unauthorized": unauthorized,
+        "faults": [name for _, name, _ in faults],
+    }
 
 
 def report(result: dict[str, Any], args: argparse.Namespace) -> int:
     counts, stats = result["counts"], result["stats"]
     print(
-        f"soak: {args.minutes:g} min, {args.replicas} replicas, {args.concurrency} concurrent "
-        f"clients, token lifetime {args.token_lifetime:g} s, Redis restarted (empty) half-way"
+        f"soak: {args.minutes:g} min, {args.replicas} replicas x {args.workers} workers, "
+        f"{args.concurrency} concurrent clients, token lifetime {args.token_lifetime:g} s; "
+        f"Redis faults: {', '.join(result['faults'])}"
     )
     print(f"requests sent: {counts['sent']}")
     problems = {k: v for k, v in counts.items() if k != "sent"}
     print("answers other than 2xx, and lost bodies:", json.dumps(problems) if problems else "none")
     print(
         f"token endpoint: {json.dumps(stats.get('token_calls'))}; errors: "
-        f"{json.dumps(stats.get('token_errors'))}; "
-        f"401s served: {stats.get('unauthorized_responses')}"
+        f"{json.dumps(stats.get('token_errors'))}"
+    )
+    unauthorized = result["unauthorized"]
+    print(
+        f"401s PandaDoc served: {unauthorized['steady']} in steady state, "
+        f"{unauthorized['faults']} during the faults (and {_FAULT_GRACE_S:g} s after each)"
     )
     print("replica     fds start/end   RSS MiB start/end")
     for pid, (fds, rss) in result["start"].items():
@@ -265,13 +336,16 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> int:
         if "corrupted" in k or "truncated" in k or "connection error" in k
     )  # fmt: skip
     reused = stats.get("token_errors", {}).get("invalid_grant", 0)
-    return 1 if lost or reused else 0
+    client_401s = sum(v for k, v in problems.items() if k.startswith("401 "))
+    authorization_lost = problems.get("503 authorization_required", 0)
+    return 1 if lost or reused or client_401s or authorization_lost else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="serve --workers, per replica")
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument(
         "--token-lifetime",
@@ -280,7 +354,7 @@ def main() -> int:
         help="seconds an access token lives: refreshes every few seconds",
     )
     args = parser.parse_args()
-    stack = Stack(args.replicas, args.token_lifetime)
+    stack = Stack(args.replicas, args.workers, args.token_lifetime)
     try:
         result = asyncio.run(soak(stack, args.minutes, args.concurrency))
     finally:

@@ -403,6 +403,15 @@ class ProxyProcess:
                     pass
                 await asyncio.sleep(0.05)
 
+    async def wait_for_log(self, text: str, *, times: int = 1, within_s: float = 20.0) -> None:
+        """Until the process's log has ``text`` on ``times`` lines (once per worker, say)."""
+
+        def seen() -> bool:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+            return sum(text in line for line in lines) >= times
+
+        await wait_until(seen, within_s=within_s)
+
     def rss_peak_kib(self) -> int:
         """The process's peak resident memory so far (VmHWM), in KiB."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -431,9 +440,9 @@ async def spawn_proxy(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[P
     """Start proxy processes from a Config; all of them are stopped after the test."""
     started: list[ProxyProcess] = []
 
-    async def spawn(config: Config, *, port: int | None = None) -> ProxyProcess:
+    async def spawn(config: Config, *, port: int | None = None, workers: int = 1) -> ProxyProcess:
         path = write_config(tmp_path / f"proxy-{len(started)}.yaml", config)
-        replica = await ProxyProcess.start(path, port=port)
+        replica = await ProxyProcess.start(path, port=port, workers=workers)
         started.append(replica)
         return replica
 

@@ -32,6 +32,7 @@ from proxy.metrics_merge import (
     pair_freshness,
 )
 from proxy.tokens import NewTokens, RedisTokenStore, StoredPair
+from proxy.tokens.model import authorization_state
 
 # --- the merge -----------------------------------------------------------------------------------
 
@@ -52,7 +53,7 @@ def worker(
 ) -> tuple[ProxyMetrics, Snapshot]:
     """A worker's metrics after ``requests`` GETs, and its snapshot (through JSON, as on disk)."""
     metrics = ProxyMetrics.create()
-    metrics.watch_tokens(lambda: pair)
+    metrics.watch_credentials(lambda: authorization_state(pair), lambda: pair)
     for i in range(requests):
         metrics.requests.count_request("GET", 200)
         metrics.requests.upstream_seconds.observe(0.001 * (i + 1))

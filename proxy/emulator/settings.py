@@ -37,6 +37,10 @@ class EmulatorSettings:
     client_id: str = "emulator-client"
     client_secret: str = "emulator-secret"
     access_token_lifetime_s: float = 31_536_000  # PandaDoc's tokens last about a year
+    # When set, the token endpoint says this ``expires_in`` instead of the real lifetime: any
+    # number, 0, negative, NaN and infinity included, to test a client against a PandaDoc
+    # that answers nonsense (the tokens still live access_token_lifetime_s).
+    expires_in_override: float | None = None
     rotate_refresh_tokens: bool = True  # each refresh returns a new refresh token
     single_use_refresh_tokens: bool = True  # a used refresh token then answers invalid_grant
     invalidate_old_access_tokens: bool = True  # a new pair makes the previous access token 401
@@ -71,6 +75,14 @@ def _number(value: object) -> float | None:
         if math.isfinite(number):
             return number
     return None
+
+
+def _any_number(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise SettingsError(f"{name} must be a number or null")
 
 
 def _seconds(name: str, value: object) -> float:
@@ -185,6 +197,7 @@ _FIELDS: dict[str, Check] = {
     "client_id": _string,
     "client_secret": _string,
     "access_token_lifetime_s": _seconds,
+    "expires_in_override": _any_number,
     "rotate_refresh_tokens": _bool,
     "single_use_refresh_tokens": _bool,
     "invalidate_old_access_tokens": _bool,

@@ -182,7 +182,11 @@ class EmulatorState:
             "token_type": "Bearer",
             # Rounded up: a sub-second lifetime must not read as 0 ("already
             # expired"); the server itself compares against the precise float.
-            "expires_in": math.ceil(lifetime),
+            "expires_in": (
+                math.ceil(lifetime)
+                if self.settings.expires_in_override is None
+                else self.settings.expires_in_override
+            ),
             "refresh_token": refresh_token,
             "scope": scope,
         }

@@ -34,7 +34,7 @@ from redis.exceptions import LockError
 
 from .errors import RedisErrors
 
-__all__ = ["MemoryRefreshLock", "RedisRefreshLock", "RefreshLock", "holder_is_dead"]
+__all__ = ["MemoryRefreshLock", "RedisRefreshLock", "RefreshLock", "holder_is_dead", "lock_token"]
 
 
 class RefreshLock(Protocol):
@@ -65,6 +65,12 @@ _HOST = socket.gethostname()
 _NAMESPACE = _namespace()
 #: The lock tokens this process holds right now.
 _held_here: set[str] = set()
+
+
+def lock_token(owner: str, pid: int | None = None) -> str:
+    """The lock's value for a holder: ``OWNER|HOST|NAMESPACE|PID|NONCE`` (see above)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{owner}|{_HOST}|{_NAMESPACE}|{pid}|{uuid.uuid4().hex}"
 
 
 def holder_is_dead(token: str) -> bool:
@@ -112,7 +118,7 @@ class RedisRefreshLock:
         self._token: str | None = None
 
     async def try_acquire(self) -> bool:
-        token = f"{self._owner}|{_HOST}|{_NAMESPACE}|{os.getpid()}|{uuid.uuid4().hex}"
+        token = lock_token(self._owner)
         with self._errors:
             if await self._lock.acquire(blocking=False, token=token):
                 self._hold(token)

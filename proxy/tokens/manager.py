@@ -32,6 +32,7 @@ it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -40,7 +41,13 @@ from collections.abc import Callable
 import aiohttp
 
 from ..config import OAuthConfig, TokensConfig
-from ..errors import AuthorizationRequired, ProxyError, RefreshFailed, TokenStoreUnavailable
+from ..errors import (
+    AuthorizationRequired,
+    ProxyError,
+    RefreshCeilingReached,
+    RefreshFailed,
+    TokenStoreUnavailable,
+)
 from ..logs import remember_secret
 from .errors import StaleWrite, TokenStoreError, raise_if_cancelled
 from .events import NoTokenEvents, TokenEvents, Trigger
@@ -154,8 +161,10 @@ class TokenManager:
                 "proxy again."
             )
         if pair.is_expired():
-            # Known dead, and still what the store holds: renew rather than send it.
-            return await self.renew(pair, trigger="expired")
+            # Known dead, and still what the store holds: renew rather than send it. Past the
+            # refresh ceiling, the pair in hand is all there is: PandaDoc decides.
+            with contextlib.suppress(RefreshCeilingReached):
+                return await self.renew(pair, trigger="expired")
         return pair
 
     async def _successor_of(self, pair: StoredPair) -> StoredPair | None:
@@ -304,6 +313,10 @@ class TokenManager:
                     if kind == "settled" and version.isdigit():
                         self._end_replacement(int(version))
                     elif notice == SUBSCRIBED:
+                        log.info(
+                            "listening for new token pairs",
+                            extra={"event": "notices_subscribed"},
+                        )
                         self._listening = True
                         delay = 0.5
                     # On subscribing too: notices sent while nobody listened were missed.

@@ -65,7 +65,12 @@ from typing import TypeVar
 import aiohttp
 
 from ..config import OAuthConfig, TokensConfig
-from ..errors import AuthorizationRequired, RefreshFailed, TokenStoreUnavailable
+from ..errors import (
+    AuthorizationRequired,
+    RefreshCeilingReached,
+    RefreshFailed,
+    TokenStoreUnavailable,
+)
 from .errors import StaleWrite, TokenStoreError, raise_if_cancelled
 from .events import NoTokenEvents, TokenEvents, Trigger
 from .lock import RefreshLock
@@ -354,7 +359,7 @@ class Refresher:
             extra={"event": "refresh_ceiling", "ceiling": ceiling, "trigger": trigger},
         )
         self._events.refreshed("ceiling", trigger)
-        raise RefreshFailed(
+        raise RefreshCeilingReached(
             f"The token was refreshed {ceiling} times in the last minute, the most "
             "tokens.max_refreshes_per_minute allows; PandaDoc's token endpoint is misbehaving. "
             "The proxy tries again shortly.",
