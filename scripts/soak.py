@@ -50,6 +50,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serving_processes(pid: int) -> list[int]:
+    """The processes that serve for ``serve`` process ``pid``: its workers, or itself."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children] or [pid]
+
+
 def proc_status(pid: int) -> tuple[int, int]:
     """(open file descriptors, resident KiB) of a process."""
     fds = len(os.listdir(f"/proc/{pid}/fd"))
@@ -145,7 +151,7 @@ async def traffic(
                 try:
                     if kind == 0:
                         async with session.get(f"{base}/public/v1/documents") as response:
-                            await response.read()
+                            answer = await response.read()
                     elif kind == 1:
                         body = rng.randbytes(rng.randint(0, 300_000))
                         async with session.post(f"{base}/test/upload", data=body) as response:
@@ -158,13 +164,17 @@ async def traffic(
                                     counts["corrupted upload"] += 1
                     else:
                         async with session.get(f"{base}/test/download?size=200000") as response:
-                            data = await response.read()
-                            if response.status == 200 and len(data) != 200_000:
+                            answer = await response.read()
+                            if response.status == 200 and len(answer) != 200_000:
                                 counts["truncated download"] += 1
                     counts["sent"] += 1
                     if response.status >= 300:
                         reason = response.headers.get("X-Proxy-Error", "from PandaDoc")
                         counts[f"{response.status} {reason}"] += 1
+                        if response.status >= 500 and "X-Proxy-Error" not in response.headers:
+                            # The emulator's error bodies say what failed, never with what.
+                            text = answer[:200].decode(errors="replace")
+                            counts[f"  {response.status} body: {text}"] += 1
                 except aiohttp.ClientError as exc:
                     counts["sent"] += 1
                     counts[f"connection error {type(exc).__name__}"] += 1
@@ -245,6 +255,16 @@ class Stack:
         self.redis.stop()
         self.redis.start()  # no persistence: it comes back empty
 
+    def errors(self) -> list[str]:
+        """The error lines every process logged (JSON lines at level error, tracebacks)."""
+        found = []
+        for log in Path(self.workdir).glob("*.log"):
+            text = log.read_text(errors="replace")
+            for block in text.split("\n{"):
+                if '"level":"error"' in block or "Traceback" in block or " ERROR " in block:
+                    found.append(f"{log.name}: {block[:300]} ... {block[-1500:]}")
+        return found
+
     def close(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -259,15 +279,18 @@ class Stack:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-#: After a fault ends, how long its consequences may last (a token that expired during a
-#: freeze is renewed on the first request after it): not counted as steady state.
-_FAULT_GRACE_S = 3.0
 _FAULT_S = 5.0
+#: After a fault starts, how long its consequences may last, not counted as steady state: the
+#: fault itself, then the lock's TTL (after a restart that lost the lock, refreshes wait that
+#: long for a holder that may have been lost with it), then a token's lifetime (a token that
+#: expired meanwhile is renewed on its first 401).
+_RECOVERY_S = _FAULT_S + 10.0 + 4.0
 
 
 async def soak(stack: Stack, minutes: float, concurrency: int) -> dict[str, Any]:
     await traffic(stack.bases, time.monotonic() + 5, concurrency, collections.Counter())  # warm up
-    start = {p.pid: proc_status(p.pid) for p in stack.proxies}
+    workers = [pid for p in stack.proxies for pid in serving_processes(p.pid)]
+    start = {pid: proc_status(pid) for pid in workers}
     counts: collections.Counter[str] = collections.Counter()
     duration = minutes * 60
     began = time.monotonic()
@@ -284,21 +307,20 @@ async def soak(stack: Stack, minutes: float, concurrency: int) -> dict[str, Any]
         return int(stats["unauthorized_responses"])
 
     seen = await served_401s()
-    for at, name, fault in faults:
+    for at, _name, fault in faults:
         await asyncio.sleep(max(0.0, began + at - time.monotonic()))
         before = await served_401s()
         unauthorized["steady"] += before - seen
         await asyncio.to_thread(fault)
-        if name == "write pause":
-            await asyncio.sleep(_FAULT_S)  # CLIENT PAUSE returns at once; the pause goes on.
-        await asyncio.sleep(_FAULT_GRACE_S)
+        await asyncio.sleep(max(0.0, began + at + _RECOVERY_S - time.monotonic()))
         seen = await served_401s()
         unauthorized["faults"] += seen - before
     await load
     unauthorized["steady"] += await served_401s() - seen
-    end = {p.pid: proc_status(p.pid) for p in stack.proxies}
+    end = {pid: proc_status(pid) for pid in workers}
     stats = await asyncio.to_thread(http_json, "GET", f"{stack.emulator_url}/_emulator/stats")
     return {
+        "errors": stack.errors(),
         "counts": counts,
         "start": start,
         "end": end,
@@ -325,9 +347,13 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> int:
     unauthorized = result["unauthorized"]
     print(
         f"401s PandaDoc served: {unauthorized['steady']} in steady state, "
-        f"{unauthorized['faults']} during the faults (and {_FAULT_GRACE_S:g} s after each)"
+        f"{unauthorized['faults']} during the faults (the {_RECOVERY_S:g} s after each began)"
     )
-    print("replica     fds start/end   RSS MiB start/end")
+    errors = result["errors"]
+    print(f"error lines in the logs: {len(errors)}")
+    for line in errors[:5]:
+        print("  " + line.replace("\n", "\n  "))
+    print("worker      fds start/end   RSS MiB start/end")
     for pid, (fds, rss) in result["start"].items():
         end_fds, end_rss = result["end"][pid]
         print(f"{pid:<11} {fds:>4} / {end_fds:<6}  {rss / 1024:>6.1f} / {end_rss / 1024:.1f}")

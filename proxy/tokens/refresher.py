@@ -90,7 +90,7 @@ _POLL_S = 0.02
 _RETRY_FIRST_S = 0.1
 _RETRY_MAX_S = 2.0
 #: Between announcing a proactive refresh and calling the token endpoint (see its use).
-_QUIESCE_S = 0.02
+_QUIESCE_S = 0.1
 #: While the store does not answer, how long to wait before looking again.
 _STORE_RETRY_S = 0.25
 #: The window of the refresh ceiling.
