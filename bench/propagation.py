@@ -42,7 +42,6 @@ from aiohttp import web
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(REPO))
 
 from run import (  # noqa: E402  (bench/ is not a package)
     HOST,

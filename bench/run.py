@@ -39,11 +39,14 @@ import uvloop
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
+for folder in (BENCH, REPO):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 # After the path set-up, so that this works when imported from elsewhere too.
 from loadgen import LoadResult, Tool, available_tool, run_load, wrk_version  # noqa: E402
+
+from proxy.throwaway_redis import redis_server_argv  # noqa: E402
 
 HOST = "127.0.0.1"
 SMALL_BYTES = 1024
@@ -355,15 +358,9 @@ def start_everything(services: Services, workdir: Path) -> Setup:
 
 
 def start_redis(services: Services, binary: str, port: int, workdir: Path) -> Service:
-    """A throwaway redis-server: nothing saved, nothing logged to a file."""
-    return services.start(
-        "redis",
-        [
-            binary,
-            *("--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"),
-            *("--dir", str(workdir), "--logfile", ""),
-        ],
-    )
+    """A throwaway redis-server (proxy/throwaway_redis.py): nothing saved, logging to its
+    service log."""
+    return services.start("redis", redis_server_argv(port, workdir, binary=binary))
 
 
 def write_proxy_config(

@@ -21,12 +21,11 @@ from .config import Config
 from .credentials import ApiKeyCredentials, BearerCredentials, Credentials
 from .errors import NotFound
 from .expect import expect_handler
-from .forward import NO_AUTO_HEADERS, Forwarder, PassThroughRequest, forward
+from .forward import FORWARDER, NO_AUTO_HEADERS, Forwarder, PassThroughRequest, forward
 from .keys import (
     CLIENT_SESSION,
     CONFIG,
     CREDENTIALS,
-    FORWARDER,
     METRICS,
     REPLICA_ID,
     TOKENS,

@@ -18,12 +18,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
-from aiohttp import web
-
-from .config import Config, ConfigError, ListenConfig, load_config
-from .emulator.options import add_emulator_arguments, settings_from_args
+from .config import Config, ConfigError, ListenConfig, load_config, secret_values
 from .moments import describe_moment
+
+if TYPE_CHECKING:
+    # Imported where a command needs them: --help and check-config load neither aiohttp nor
+    # the server nor the emulator.
+    from aiohttp import web
+
+    from .tokens import StoredPair
 
 if TYPE_CHECKING:
     from .workers import WorkerCount
@@ -40,7 +43,8 @@ class CommandFailed(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(emulator_options=argv[:1] == ["emulator"])
     args = parser.parse_args(argv)
     # One-shot commands answer with their own one line; the servers set up real logging.
     logging.getLogger().addHandler(logging.NullHandler())
@@ -57,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
+    """The command line. The emulator's options import the emulator, so they are added only
+    when the ``emulator`` command is the one given (``emulator_options``)."""
     parser = argparse.ArgumentParser(
         prog="pandadoc-proxy",
         description=(
@@ -136,7 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     emulator = commands.add_parser(
         "emulator", help="run the PandaDoc emulator alone, for integration tests of your apps"
     )
-    add_emulator_arguments(emulator)
+    if emulator_options:
+        from .emulator.options import add_emulator_arguments
+
+        add_emulator_arguments(emulator)
     emulator.set_defaults(command=_emulator)
     return parser
 
@@ -188,7 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if workers.count > 1:
         return _serve_workers(args, listen, workers)
-    configure_logging(config.logging, secrets=_secrets_of(config))
+    configure_logging(config.logging, secrets=secret_values(config))
 
     async def started() -> list[web.AppRunner]:
         app = create_app(config)
@@ -251,19 +260,6 @@ def _serve_workers(args: argparse.Namespace, listen: ListenConfig, workers: Work
         )
 
 
-def _secrets_of(config: Config) -> tuple[str, ...]:
-    """The configured values that must never be logged."""
-    from urllib.parse import urlsplit
-
-    redis_password = urlsplit(config.redis.url).password or ""
-    return (
-        config.oauth.client_secret,
-        config.admin.password,
-        config.auth.api_key,
-        redis_password,
-    )
-
-
 def _check_config(args: argparse.Namespace) -> int:
     config = _config(args)
     print(
@@ -308,6 +304,8 @@ def _with_tokens(
     from .tokens.manager import TokenManager
 
     async def with_manager(config: Config, store: Any) -> T:
+        import aiohttp
+
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             tokens = TokenManager(
                 store, session, config.oauth, config.tokens, owner="cli", cache_s=0.0
@@ -326,8 +324,14 @@ def _describe_time(epoch: float | None) -> str:
     return describe_moment(epoch, decimals=1)
 
 
+def _stored(pair: StoredPair) -> int:
+    """What ``token set``, ``exchange`` and ``refresh`` say once the pair is in the store."""
+    print(f"stored token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
+    return 0
+
+
 def _token_status(args: argparse.Namespace) -> int:
-    from .tokens import RedisTokenStore, StoredPair
+    from .tokens import RedisTokenStore
 
     async def status(config: Config, store: RedisTokenStore) -> StoredPair | None:
         return await store.load()
@@ -350,7 +354,7 @@ def _token_status(args: argparse.Namespace) -> int:
 
 
 def _token_set(args: argparse.Namespace) -> int:
-    from .tokens import NewTokens, StoredPair
+    from .tokens import NewTokens
     from .tokens.manager import TokenManager
     from .tokens.model import sane_expires_in
 
@@ -365,16 +369,16 @@ def _token_set(args: argparse.Namespace) -> int:
         return await manager.replace(tokens, obtained_by="cli")
 
     pair = _with_tokens(args, store_pair, failure="storing the pair failed")
-    print(f"stored token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
-    return 0
+    return _stored(pair)
 
 
 def _token_exchange(args: argparse.Namespace) -> int:
-    from .tokens import StoredPair
     from .tokens.manager import TokenManager
     from .tokens.oauth import TokenEndpointError, exchange_code
 
     async def exchange(config: Config, manager: TokenManager) -> StoredPair:
+        import aiohttp
+
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             try:
                 tokens = await exchange_code(session, config.oauth, args.code.strip())
@@ -383,20 +387,17 @@ def _token_exchange(args: argparse.Namespace) -> int:
         return await manager.replace(tokens, obtained_by="cli")
 
     pair = _with_tokens(args, exchange, failure="the code exchange failed")
-    print(f"stored token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
-    return 0
+    return _stored(pair)
 
 
 def _token_refresh(args: argparse.Namespace) -> int:
-    from .tokens import StoredPair
     from .tokens.manager import TokenManager
 
     async def refresh(config: Config, manager: TokenManager) -> StoredPair:
         return await manager.refresh_now()
 
     pair = _with_tokens(args, refresh, failure="refresh failed")
-    print(f"token pair version {pair.version}; expires {_describe_time(pair.expires_at)}")
-    return 0
+    return _stored(pair)
 
 
 # --- demo, emulator ---------------------------------------------------------------------------
@@ -423,8 +424,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _emulator(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
     from .config import LoggingConfig
     from .emulator import create_emulator_app
+    from .emulator.options import settings_from_args
     from .logs import configure_logging
     from .server import ListenError, run, serve_until_stopped, start_site
 

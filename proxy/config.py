@@ -11,12 +11,14 @@ their fields, so adding an option is adding a field.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -54,10 +56,8 @@ class ConfigError(Exception):
 
 # Value checks beyond the type, attached to fields as ``metadata={"check": ...}``. Each returns
 # what is wrong, or None. ``"secret": True`` marks values never to be echoed anywhere.
-def _non_empty(value: str) -> str | None:
-    return "must not be empty" if not value.strip() else None
-
-
+# ``metadata={"parse": ...}`` turns the text of the file into a typed value once, here, and
+# raises ValueError saying what is wrong (never echoing a secret).
 def _port(value: int) -> str | None:
     return "must be a port number from 0 to 65535" if value > 65535 else None
 
@@ -73,14 +73,28 @@ def _http_url(value: str) -> str | None:
     return None
 
 
-def _fernet_keys(value: str) -> str | None:
-    from .tokens.cipher import parse_keys
+def parse_fernet_keys(value: str | list[str]) -> tuple[str, ...]:
+    """Fernet keys, comma-separated or as a list: each 32 url-safe base64-encoded bytes.
 
-    try:
-        parse_keys(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    A malformed one is named by its position, never its value."""
+    parts = value.split(",") if isinstance(value, str) else value
+    keys = []
+    for position, part in enumerate(parts, start=1):
+        key = str(part).strip()
+        if not key:
+            continue
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes; make one "
+                'with: python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())")'
+            )
+        keys.append(key)
+    return tuple(keys)
 
 
 def _redis_url(value: str) -> str | None:
@@ -95,16 +109,40 @@ def _redis_url(value: str) -> str | None:
     return None
 
 
-def _sentinel_list(value: str) -> str | None:
-    if not value:
-        return None  # Not a Sentinel deployment.
-    from .tokens.redis_client import parse_sentinels
+def parse_sentinels(value: str | list[Any]) -> tuple[tuple[str, int], ...]:
+    """``"10.0.0.1:26379, sentinel-2:26379, [::1]:26379"`` (or a list of such entries, or of
+    ``[host, port]`` pairs) as ``(host, port)`` pairs; empty: not a Sentinel deployment.
 
-    try:
-        parse_sentinels(value)
-    except ValueError as exc:
-        return f"must be a comma-separated list of host:port: {exc}"
-    return None
+    Raises ValueError saying which entry is wrong (sentinel addresses are not secret).
+    """
+    entries = value.split(",") if isinstance(value, str) else value
+    addresses = []
+    for part in entries:
+        if isinstance(part, list | tuple) and len(part) == 2:
+            part = f"{part[0]}:{part[1]}"  # The parsed form, written back as YAML.
+        entry = str(part).strip()
+        if not entry:
+            continue
+        if "@" in entry or "/" in entry:
+            # Perhaps a URL with a password in it: not echoed.
+            raise ValueError(
+                "must be a comma-separated list of host:port: an entry is not plain host:port "
+                "(a password goes in sentinel_password)"
+            )
+        host, sep, port = entry.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"must be a comma-separated list of host:port: {entry!r} is not host:port "
+                "(a port from 1 to 65535)"
+            )
+        addresses.append((host, int(port)))
+    if not addresses and (value.strip(", ") if isinstance(value, str) else value):
+        raise ValueError(
+            "must be a comma-separated list of host:port: names no sentinel "
+            "(expected host:port, host:port, ...)"
+        )
+    return tuple(addresses)
 
 
 URL = {"check": _http_url}
@@ -163,9 +201,9 @@ class RedisConfig:
         metadata={"secret": True, "check": _redis_url},
     )
     key_prefix: str = "pandadoc-proxy"
-    #: Redis Sentinel: comma-separated ``host:port`` of the sentinels, which say where the
-    #: master is (and where it moved after a failover). Empty: no Sentinel.
-    sentinels: str = field(default="", metadata={"check": _sentinel_list})
+    #: Redis Sentinel: comma-separated ``host:port`` of the sentinels (or a YAML list), which
+    #: say where the master is (and where it moved after a failover). Empty: no Sentinel.
+    sentinels: tuple[tuple[str, int], ...] = field(default=(), metadata={"parse": parse_sentinels})
     #: The master's name as the sentinels know it (``sentinel monitor NAME ...``).
     sentinel_master: str = ""
     #: The sentinels' own password (their ``requirepass``), if they have one; the master's
@@ -205,8 +243,8 @@ class TokensConfig:
     refresh_on_403_authentication_error: bool = True
     #: Comma-separated Fernet keys: when set, the tokens are stored encrypted. The first key
     #: encrypts, all of them decrypt (add a new key in front to rotate). See tokens/cipher.py.
-    encryption_keys: str = field(
-        default="", repr=False, metadata={"secret": True, "check": _fernet_keys}
+    encryption_keys: tuple[str, ...] = field(
+        default=(), repr=False, metadata={"secret": True, "parse": parse_fernet_keys}
     )
 
 
@@ -377,13 +415,54 @@ def _build(cls: type[Any], data: Any, *, key: str, source: str, env: Mapping[str
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(source, dotted, "is required")
             continue
-        value = _convert(hints[name], data[name], key=dotted, source=source, env=env)
+        parse = f.metadata.get("parse")
+        if parse is not None:
+            value = _parsed(parse, data[name], key=dotted, source=source, env=env)
+        else:
+            value = _convert(hints[name], data[name], key=dotted, source=source, env=env)
         check = f.metadata.get("check")
         problem = check(value) if check else None
         if problem:
             raise ConfigError(source, dotted, problem)
         values[name] = value
     return cls(**values)
+
+
+def _parsed(
+    parse: Callable[[Any], Any], value: Any, *, key: str, source: str, env: Mapping[str, str]
+) -> Any:
+    """A value written as text (or a list of texts) and parsed into its typed form."""
+    if isinstance(value, list | tuple):
+        value = [
+            _interpolate(item, key=key, source=source, env=env) if isinstance(item, str) else item
+            for item in value
+        ]
+    elif isinstance(value, str):
+        value = _interpolate(value, key=key, source=source, env=env)
+    else:
+        raise ConfigError(source, key, f"must be a string or a list, got {_kind(value)}")
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise ConfigError(source, key, str(exc)) from None
+
+
+def secret_values(config: Config) -> tuple[str, ...]:
+    """Every configured value that must never be logged: the fields marked secret, and the
+    passwords in URLs."""
+    found: list[str] = []
+
+    def walk(section: Any) -> None:
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value)
+            elif f.metadata.get("secret"):
+                found.extend(value if isinstance(value, tuple) else [value])
+
+    walk(config)
+    found.append(urlsplit(config.redis.url).password or "")
+    return tuple(value for value in found if value)
 
 
 def _convert(hint: Any, value: Any, *, key: str, source: str, env: Mapping[str, str]) -> Any:

@@ -1,22 +1,17 @@
-"""The errors the proxy itself answers with (contract section 6), rendered in one place.
+"""The errors the proxy itself answers with (contract section 6).
 
-Every error is a :class:`ProxyError` subclass that knows its status and contract code. Code
-anywhere below a handler raises one; :func:`answer_error` (called by the request middleware,
-``middleware.py``) turns it into the JSON body
-``{"error": CODE, "message": TEXT}`` with the ``X-Proxy-Error: CODE`` header, so a client can
-tell the proxy's own answers from PandaDoc's. Messages are written for people and never carry a
-token or a secret.
+Every error is a :class:`ProxyError` subclass that knows its status, its contract code and the
+headers its answer carries. Code anywhere below a handler raises one; ``responses.py`` renders
+it, in one place, as the JSON body ``{"error": CODE, "message": TEXT}`` with the
+``X-Proxy-Error: CODE`` header, so a client can tell the proxy's own answers from PandaDoc's.
+Messages are written for people and never carry a token or a secret.
+
+A leaf module: it imports nothing of the proxy's, so any layer may raise these.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from typing import Any
-
-from aiohttp import web
-
-from .keys import EXCHANGE, METRICS, REQUEST_ID_HEADER
+from typing import Any, ClassVar
 
 __all__ = [
     "AdminAuthenticationRequired",
@@ -25,6 +20,7 @@ __all__ = [
     "BodyTooLarge",
     "ExpectationFailed",
     "Forbidden",
+    "HTTPRefusal",
     "NotFound",
     "Overloaded",
     "ProxyError",
@@ -34,14 +30,7 @@ __all__ = [
     "TokenStoreUnavailable",
     "UpstreamTimeout",
     "UpstreamUnreachable",
-    "answer_error",
-    "answer_http_exception",
-    "error_response",
 ]
-
-log = logging.getLogger("pandadoc_proxy.errors")
-
-PROXY_ERROR_HEADER = "X-Proxy-Error"
 
 
 class ProxyError(Exception):
@@ -52,12 +41,14 @@ class ProxyError(Exception):
     #: Close the client's connection after the answer (its request was not read to the end).
     close_connection: bool = False
     default_message: str = "The proxy failed to handle the request."
+    #: Headers every answer of this kind carries besides the JSON body (a challenge, say).
+    answer_headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or self.default_message
         self.extra = extra
-        #: Headers the answer carries besides the JSON body (a challenge, say).
-        self.headers: dict[str, str] = {}
+        #: This answer's headers: the kind's, and any this one adds (a Retry-After, say).
+        self.headers: dict[str, str] = dict(self.answer_headers)
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -74,10 +65,7 @@ class AdminAuthenticationRequired(ProxyError):
     status = 401
     code = "admin_authentication_required"
     default_message = "The proxy's admin pages need the admin username and password."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message)
-        self.headers["WWW-Authenticate"] = 'Basic realm="pandadoc-proxy admin", charset="UTF-8"'
+    answer_headers = {"WWW-Authenticate": 'Basic realm="pandadoc-proxy admin", charset="UTF-8"'}
 
 
 class Forbidden(ProxyError):
@@ -151,10 +139,7 @@ class Overloaded(ProxyError):
     status = 503
     code = "overloaded"
     default_message = "The proxy is handling as many requests as it is allowed to; retry shortly."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message)
-        self.headers["Retry-After"] = "1"
+    answer_headers = {"Retry-After": "1"}
 
 
 class TokenStoreUnavailable(ProxyError):
@@ -169,51 +154,9 @@ class UpstreamTimeout(ProxyError):
     default_message = "PandaDoc did not answer in time."
 
 
-def error_response(error: ProxyError, request_id: str | None = None) -> web.Response:
-    response = web.Response(
-        status=error.status,
-        body=json.dumps(error.body()).encode(),
-        content_type="application/json",
-    )
-    response.headers.update(error.headers)
-    response.headers[PROXY_ERROR_HEADER] = error.code
-    if request_id:
-        response.headers[REQUEST_ID_HEADER] = request_id
-    return response
+class HTTPRefusal(ProxyError):
+    """aiohttp's own refusal on one of the proxy's routes (a 405, say), in the same shape."""
 
-
-async def answer_error(request: web.Request, error: ProxyError) -> web.StreamResponse:
-    """The contract's JSON answer for ``error``; the only place that renders one."""
-    request.app[METRICS].proxy_errors.labels(error.code).inc()
-    if error.status >= 500:
-        log.warning(
-            "proxy error",
-            extra={"event": "proxy_error", "code": error.code, "detail": error.message},
-        )
-    response = error_response(error, _request_id(request))
-    if error.close_connection:
-        # Sent now, then the connection is closed: aiohttp would otherwise keep reading
-        # ("lingering") the rest of a body whose sender is the problem.
-        response.force_close()
-        await response.prepare(request)
-        await response.write_eof()
-        if request.transport is not None:
-            request.transport.close()
-    return response
-
-
-def answer_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
-    """aiohttp's own refusals on the proxy's routes (405, say), in the same JSON shape."""
-    code = exc.reason.lower().replace(" ", "_")
-    return error_response(_HTTPError(exc.status, code, exc.reason), _request_id(request))
-
-
-def _request_id(request: web.Request) -> str | None:
-    exchange = request.get(EXCHANGE)
-    return exchange.request_id if exchange is not None else None
-
-
-class _HTTPError(ProxyError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status = status

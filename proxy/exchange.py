@@ -14,7 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CLIENT_CLOSED_REQUEST", "Abort", "AbortPhase", "ClientAborted", "Exchange"]
+from aiohttp import web
+
+__all__ = [
+    "CLIENT_CLOSED_REQUEST",
+    "EXCHANGE",
+    "REQUEST_ID_HEADER",
+    "Abort",
+    "AbortPhase",
+    "ClientAborted",
+    "Exchange",
+]
+
+#: Names one request in the access log, upstream and in the answer (contract section 4).
+REQUEST_ID_HEADER = "X-Request-Id"
 
 #: The access line's and the metrics' status for a request whose client left (nginx's 499).
 #: Never sent: there is no one left to send it to.
@@ -77,3 +90,7 @@ class Exchange:
     replayed: bool = False
     #: Set when the client left before the exchange was complete.
     abort: Abort | None = None
+
+
+#: The request's :class:`Exchange`, set by the request middleware.
+EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange", Exchange)

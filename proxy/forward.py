@@ -42,9 +42,8 @@ from .config import Config
 from .credentials import Credentials
 from .deadlines import Deadlines
 from .errors import BadRequest, Overloaded, UpstreamTimeout, UpstreamUnreachable
-from .exchange import ClientAborted, Exchange
+from .exchange import EXCHANGE, ClientAborted, Exchange
 from .headers import downstream_headers, upstream_headers
-from .keys import EXCHANGE, FORWARDER
 from .metrics import ProxyMetrics
 
 __all__ = [
@@ -139,25 +138,34 @@ class Forwarder:
                 if request.body_exists
                 else EMPTY_BODY
             )
+            # Every upstream response of this request, the replays' included: released here
+            # and only here, whatever happened (an unfinished one is closed by its release).
+            responses: list[aiohttp.ClientResponse] = []
             try:
-                upstream, prefetched = await self._send_authorized(request, exchange, body)
-                try:
-                    return await self._relay(request, exchange, upstream, prefetched)
-                finally:
-                    upstream.release()
+                upstream, prefetched = await self._send_authorized(
+                    request, exchange, body, responses
+                )
+                return await self._relay(request, exchange, upstream, prefetched)
             finally:
+                for response in responses:
+                    response.release()
                 body.close()
 
     async def _send_authorized(
-        self, request: web.Request, exchange: Exchange, body: RequestBody
+        self,
+        request: web.Request,
+        exchange: Exchange,
+        body: RequestBody,
+        responses: list[aiohttp.ClientResponse],
     ) -> tuple[aiohttp.ClientResponse, bytes | None]:
         """Send with the credentials' grant; after a rejection, as they say (``credentials.py``).
 
-        Returns the answer to relay, and its body when it had to be read to judge it.
+        Returns the answer to relay, and its body when it had to be read to judge it. Every
+        response goes into ``responses``, whose owner releases them.
         """
         credentials = self.credentials
         grant = credentials.ready() or await credentials.grant()
-        upstream = await self._send(request, exchange, body, grant.header)
+        upstream = await self._send(request, exchange, body, grant.header, responses)
         if not credentials.may_reject(upstream.status):
             return upstream, None
         retry = credentials.after_rejection(grant)
@@ -168,26 +176,29 @@ class Forwarder:
                 with self.deadlines.within(self._timeout_s):
                     rejected, prefetched = await credentials.rejected(upstream)
             except TimeoutError:
-                upstream.close()
                 raise self._timed_out() from None
             except aiohttp.ClientError as exc:
-                upstream.close()
                 raise UpstreamUnreachable(_describe(exc)) from None
             if not rejected:
                 return upstream, prefetched
-            upstream.release()
             grant = await retry.next_grant()
             self.metrics.replays.inc()
             exchange.replayed = True
-            upstream = await self._send(request, exchange, body, grant.header)
+            upstream = await self._send(request, exchange, body, grant.header, responses)
             if not credentials.may_reject(upstream.status):
                 return upstream, None
         return upstream, None
 
     async def _send(
-        self, request: web.Request, exchange: Exchange, body: RequestBody, authorization: str
+        self,
+        request: web.Request,
+        exchange: Exchange,
+        body: RequestBody,
+        authorization: str,
+        responses: list[aiohttp.ClientResponse],
     ) -> aiohttp.ClientResponse:
-        """Send the request upstream; the response once its headers have arrived."""
+        """Send the request upstream; the response once its headers have arrived (also added
+        to ``responses``)."""
         # encoded=True: the path and query go out exactly as the client wrote them.
         url = URL(self._base_url + request.raw_path, encoded=True)
         headers = upstream_headers(
@@ -201,13 +212,15 @@ class Forwarder:
                     # The deadline covers connecting, sending and waiting for the response
                     # headers; the body that follows has an idle deadline (_stream_body).
                     with self.deadlines.within(self._timeout_s):
-                        return await self.session.request(
+                        response = await self.session.request(
                             request.method,
                             url,
                             headers=headers,
                             data=None if body.empty else body.payload(),
                             allow_redirects=False,
                         )
+                    responses.append(response)
+                    return response
                 except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                     if isinstance(exc, aiohttp.ClientConnectorError) or attempt == attempts:
                         raise UpstreamUnreachable(_describe(exc)) from None
@@ -246,7 +259,6 @@ class Forwarder:
         if upstream.status == 101:
             # The proxy forwards no Upgrade (hop-by-hop), so PandaDoc has nothing to switch
             # to; relaying a bare 101 would leave the client on a connection in no protocol.
-            upstream.close()
             raise UpstreamUnreachable(
                 "PandaDoc answered 101 Switching Protocols, which the proxy never asks for."
             )
@@ -259,27 +271,22 @@ class Forwarder:
         try:
             await response.prepare(request)
         except ValueError:
-            upstream.close()
             raise UpstreamUnreachable("PandaDoc sent a header the proxy cannot relay.") from None
         except ConnectionError:
             # The client left while PandaDoc was answering, before the first byte went out.
-            upstream.close()
             raise ClientAborted("waiting") from None
         try:
             if prefetched is None:
                 sent = await self._stream_body(upstream, response)
             else:
                 sent = await _write_to_client(response, prefetched, sent=0)
-        except ClientAborted:
-            # The client went away: free the upstream connection instead of draining it.
-            upstream.close()
-            raise
         except (aiohttp.ClientError, TimeoutError) as exc:
+            # (A client that went away raises ClientAborted: its upstream response is released
+            # unfinished, which closes that connection instead of draining it.)
             log.warning(
                 "upstream failed mid-response; closing the client connection",
                 extra={"event": "upstream_stream_error", "detail": type(exc).__name__},
             )
-            upstream.close()
             if request.transport is not None:
                 request.transport.close()
             return response
@@ -312,6 +319,10 @@ class Forwarder:
                 sent += len(chunk)
                 idle.restart(timeout_s)
         return sent
+
+
+#: The replica's forwarder, created once the client session and the credentials exist.
+FORWARDER: web.AppKey[Forwarder] = web.AppKey("forwarder", Forwarder)
 
 
 async def _write_to_client(response: web.StreamResponse, data: bytes, *, sent: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .keys import REQUEST_ID_HEADER
+from .exchange import REQUEST_ID_HEADER
 
 __all__ = [
     "HOP_BY_HOP",

@@ -27,8 +27,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from .config import LoggingConfig
 from .errors import ProxyError
-from .exchange import Abort, Exchange
-from .keys import EXCHANGE
+from .exchange import EXCHANGE, Abort, Exchange
 from .log_writer import LineWriter
 
 __all__ = ["AccessLogger", "configure_logging", "redact", "remember_secret"]

@@ -2,7 +2,7 @@
 
 In order: the request gets its id and is counted in flight; its target is checked before any
 routing (``targets.py``); the handler runs; a :class:`~.errors.ProxyError` or an aiohttp
-refusal raised anywhere below becomes the contract's JSON answer (``errors.py``); a client
+refusal raised anywhere below becomes the contract's JSON answer (``responses.py``); a client
 that left before its answer was complete (:class:`~.exchange.ClientAborted`) is recorded as
 status 499 with the bytes moved, not as an error; the answer carries the id, is counted by
 status class and gets its access-log line (``logs.py``).
@@ -21,10 +21,19 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .errors import ProxyError, answer_error, answer_http_exception
-from .exchange import CLIENT_CLOSED_REQUEST, Abort, ClientAborted, Exchange, forget_traceback
-from .keys import EXCHANGE, METRICS, REPLICA_ID, REQUEST_ID_HEADER
+from .errors import ProxyError
+from .exchange import (
+    CLIENT_CLOSED_REQUEST,
+    EXCHANGE,
+    REQUEST_ID_HEADER,
+    Abort,
+    ClientAborted,
+    Exchange,
+    forget_traceback,
+)
+from .keys import METRICS, REPLICA_ID
 from .logs import log_access
+from .responses import answer_error, answer_http_exception
 from .targets import check_request
 
 __all__ = ["request_middleware"]
@@ -67,7 +76,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     )
     request[EXCHANGE] = exchange = Exchange(request_id, time.perf_counter())
     app = request.app
-    counts = app[METRICS].requests
+    metrics = app[METRICS]
+    counts = metrics.requests
     counts.in_flight += 1
     status = 500
     try:
@@ -75,7 +85,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             check_request(request)
             response = await handler(request)
         except ProxyError as error:
-            response = await answer_error(request, error)
+            response = await answer_error(request, error, metrics)
         except web.HTTPException as exc:
             if exc.status < 400:
                 status = exc.status  # A redirect, raised rather than returned.

@@ -16,10 +16,11 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from .errors import BadRequest, BodyTooLarge, Overloaded, ProxyError, error_response
+from .errors import BadRequest, BodyTooLarge, Overloaded, ProxyError
 from .exchange import Exchange
 from .keys import CONFIG
 from .logs import ACCESS_LOGGER, AccessLogger, log_access
+from .responses import error_response
 
 __all__ = [
     "ListenError",

@@ -27,8 +27,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,15 +37,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
-import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from proxy.throwaway_redis import ThrowawayRedis, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serving_processes(pid: int) -> list[int]:
@@ -81,59 +75,6 @@ def wait_http(url: str, seconds: float = 20) -> None:
 def http_json(method: str, url: str) -> Any:
     with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as answer:
         return json.load(answer)
-
-
-class Redis:
-    def __init__(self, workdir: str) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.workdir,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(200):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def pause_writes(self, seconds: float) -> None:
-        """``CLIENT PAUSE ... WRITE``: reads are answered, writes wait until it ends."""
-        client = redis.Redis(port=self.port)
-        try:
-            client.execute_command("CLIENT", "PAUSE", int(seconds * 1000), "WRITE")
-        finally:
-            client.close()
-
-    def freeze(self, seconds: float) -> None:
-        """SIGSTOP, then SIGCONT: a Redis that answers nothing (a VM pause, say)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-        try:
-            time.sleep(seconds)
-        finally:
-            self.process.send_signal(signal.SIGCONT)
 
 
 async def traffic(
@@ -187,7 +128,7 @@ class Stack:
 
     def __init__(self, replicas: int, workers: int, token_lifetime: float) -> None:
         self.workdir = tempfile.mkdtemp(prefix="pandadoc-proxy-soak-")
-        self.redis = Redis(self.workdir)
+        self.redis = ThrowawayRedis()
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[IO[bytes]] = []
         self.redis.start()
@@ -275,7 +216,7 @@ class Stack:
                 process.kill()
         for log in self.logs:
             log.close()
-        self.redis.stop()
+        self.redis.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

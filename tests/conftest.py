@@ -13,12 +13,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import uvloop
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -35,6 +30,7 @@ from proxy import create_app
 from proxy.config import Config, parse_config
 from proxy.emulator import EMULATOR_STATE, EmulatorSettings, EmulatorState, create_emulator_app
 from proxy.server import ProxyAppRunner
+from proxy.throwaway_redis import ThrowawayRedis, free_port
 from proxy.tokens import NewTokens, RedisTokenStore, StoredPair
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,77 +70,21 @@ def pytest_asyncio_loop_factories(
     return {name: LOOP_FACTORIES[name]}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisServer:
-    """A throwaway ``redis-server`` on a free loopback port, keeping nothing on disk.
-
-    ``stop()`` and ``start()`` again give a Redis that restarted without persistence: the same
-    address, empty.
-    """
+class RedisServer(ThrowawayRedis):
+    """A throwaway ``redis-server`` for tests (proxy/throwaway_redis.py); a missing binary
+    fails the test with the install command."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail(
-                "redis-server is not installed; install it with `apt-get install redis-server` "
-                "(Debian/Ubuntu) or `brew install redis` (macOS)",
-                pytrace=False,
-            )
-        self.binary = binary
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.workdir = tempfile.mkdtemp(prefix="pandadoc-proxy-redis-")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.workdir,
-                "--logfile",
-                os.path.join(self.workdir, "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
         try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        self.process.kill()
-                        pytest.fail(f"redis-server did not start on {self.port}", pytrace=False)
-                    time.sleep(0.02)
-        finally:
-            client.close()
+            super().__init__()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+    def start(self, within_s: float = 10.0) -> None:
+        try:
+            super().start(within_s)
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -377,3 +378,30 @@ async def test_the_emulator_command_serves_many_requests_on_one_keep_alive_conne
             ) as response:
                 assert response.status == 200
                 await response.read()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["check-config", "--config", "{config}"]],
+    ids=["help", "check-config"],
+)
+def test_help_and_check_config_load_neither_aiohttp_nor_the_server_nor_the_emulator(
+    config_file: Path, args: list[str]
+) -> None:
+    argv = [arg.format(config=config_file) for arg in args]
+    probe = (
+        "import sys\n"
+        "from proxy.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('aiohttp', 'redis', 'proxy.server', 'proxy.app', 'proxy.emulator.app')\n"
+        "heavy = [name for name in heavy if name in sys.modules]\n"
+        "print('LOADED:' + ','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "LOADED:"

@@ -34,9 +34,9 @@ from redis_topologies import (
 )
 
 from proxy import create_app
-from proxy.config import Config, ConfigError, parse_config
+from proxy.config import Config, ConfigError, parse_config, parse_sentinels
 from proxy.tokens import NewTokens, RedisTokenStore, StaleWrite, StoredPair
-from proxy.tokens.redis_client import create_redis_client, parse_sentinels
+from proxy.tokens.redis_client import create_redis_client
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -146,11 +146,17 @@ def test_redis_deployment_errors_name_the_key_and_never_the_secret(
 
 
 def test_the_sentinel_list_accepts_names_addresses_and_bracketed_ipv6() -> None:
-    assert parse_sentinels(SENTINELS) == [
+    assert parse_sentinels(SENTINELS) == (
         ("10.0.0.1", 26379),
         ("sentinel-2.example", 26379),
         ("::1", 26380),
-    ]
+    )
+
+
+def test_the_sentinel_list_is_parsed_once_into_addresses_also_from_a_yaml_list() -> None:
+    as_text = parse_config(redis_section(sentinels=SENTINELS, sentinel_master="m")).redis
+    as_list = parse_config(redis_section(sentinels=SENTINELS.split(","), sentinel_master="m")).redis
+    assert as_text.sentinels == as_list.sentinels == parse_sentinels(SENTINELS)
 
 
 def test_the_new_keys_default_to_one_plain_server_and_keep_secrets_out_of_reprs() -> None:
@@ -164,7 +170,7 @@ def test_the_new_keys_default_to_one_plain_server_and_keep_secrets_out_of_reprs(
     )
     assert SECRET not in repr(config)
     default = parse_config(redis_section()).redis
-    assert (default.sentinels, default.sentinel_master, default.cluster) == ("", "", False)
+    assert (default.sentinels, default.sentinel_master, default.cluster) == ((), "", False)
 
 
 async def test_a_rediss_url_gives_a_tls_client_with_the_query_options() -> None:

@@ -12,11 +12,17 @@ authorization server; ``middleware``, ``errors``, ``bodies``, ``validation``,
 ``lifecycle`` and ``webhook_delivery`` the app's background tasks.
 """
 
-from .app import create_emulator_app
-from .faults import Fault
-from .ratelimit import RateLimitSettings
-from .settings import EmulatorSettings
-from .state import EMULATOR_STATE, EmulatorState
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import create_emulator_app
+    from .faults import Fault
+    from .ratelimit import RateLimitSettings
+    from .settings import EmulatorSettings
+    from .state import EMULATOR_STATE, EmulatorState
 
 __all__ = [
     "EMULATOR_STATE",
@@ -26,3 +32,20 @@ __all__ = [
     "RateLimitSettings",
     "create_emulator_app",
 ]
+
+# Imported on first use (PEP 562): the command line reads the emulator's options module
+# without loading the whole emulator.
+_HOME = {
+    "EMULATOR_STATE": ".state",
+    "EmulatorSettings": ".settings",
+    "EmulatorState": ".state",
+    "Fault": ".faults",
+    "RateLimitSettings": ".ratelimit",
+    "create_emulator_app": ".app",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOME[name], __name__), name)

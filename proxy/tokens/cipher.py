@@ -17,35 +17,18 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .errors import TokenStoreError
 
-__all__ = ["PairCipher", "parse_keys"]
+__all__ = ["PairCipher"]
 
 #: Stored next to the tokens, so a reader knows what it is looking at.
 SCHEME = "fernet"
 
 
-def parse_keys(text: str) -> list[Fernet]:
-    """The comma-separated Fernet keys in ``text``; raises ``ValueError`` naming the position
-    (never the value) of a malformed one."""
-    keys = []
-    for position, key in enumerate((part.strip() for part in text.split(",")), start=1):
-        if not key:
-            continue
-        try:
-            keys.append(Fernet(key.encode()))
-        except (ValueError, TypeError):
-            raise ValueError(
-                f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes; make one "
-                'with: python -c "from cryptography.fernet import Fernet; '
-                'print(Fernet.generate_key().decode())")'
-            ) from None
-    return keys
-
-
 class PairCipher:
-    def __init__(self, keys: list[Fernet]) -> None:
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        """``keys``: ``tokens.encryption_keys``, already checked by the configuration."""
         if not keys:
             raise ValueError("at least one key is needed")
-        self._fernet = MultiFernet(keys)
+        self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
 
     def encrypt(self, value: str) -> str:
         return self._fernet.encrypt(value.encode()).decode()

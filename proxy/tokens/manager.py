@@ -53,7 +53,7 @@ from .errors import StaleWrite, TokenStoreError, raise_if_cancelled
 from .events import NoTokenEvents, TokenEvents, Trigger
 from .model import NewTokens, StoredPair
 from .refresher import Refresher
-from .store import SUBSCRIBED, TokenStore, new_write_id
+from .store import SUBSCRIBED, TokenStore, new_write_id, restore_if_lost
 
 __all__ = ["TokenManager"]
 
@@ -411,28 +411,15 @@ class TokenManager:
             # flight: its answer may predate that, and must not roll the held copy back.
             return self._held
         held = self._held
-        # The store lost what this process holds: nothing stored, or an older pair of its lineage.
-        if held is not None and held.usable and (pair is None or pair.is_older_than(held)):
-            if held.uncommitted:
-                # Not lost: our own new pair, still on its way into the store (the refresher
-                # retries its write); the store shows its parent until then.
-                pair = held
-            else:
-                pair = await self._write_back(held)
+        if held is not None and held.uncommitted and (pair is None or pair.is_older_than(held)):
+            # Our own new pair, still on its way into the store (the refresher retries its
+            # write): the store shows its parent until then. Not lost, so not written back.
+            pair = held
+        elif held is not None:
+            pair = await restore_if_lost(self.store, held, pair)
         self._read_held = read
         self._adopt(pair)
         return pair
-
-    async def _write_back(self, held: StoredPair) -> StoredPair | None:
-        """The store lost the pair this process holds (Redis restarted without persistence, or
-        failed over to a replica that had not seen the last write): write it back, so no one
-        has to re-authorize (see store.restore)."""
-        if await self.store.restore(held):
-            log.warning(
-                "the token store lost the current pair; wrote back the one this replica holds",
-                extra={"event": "token_restored", "version": held.version},
-            )
-        return await self.store.load()
 
     def adopt(self, pair: StoredPair) -> None:
         """Hold ``pair``: just issued, written or found newer by the refresher, or stored here."""

@@ -50,34 +50,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..config import RedisConfig
 
-__all__ = ["RedisClient", "create_redis_client", "parse_sentinels"]
+__all__ = ["RedisClient", "create_redis_client"]
 
 #: What the token store and the refresh lock talk to; both kinds have the same commands.
 RedisClient: TypeAlias = Redis | RedisCluster
-
-
-def parse_sentinels(value: str) -> list[tuple[str, int]]:
-    """``"10.0.0.1:26379, sentinel-2:26379, [::1]:26379"`` as ``(host, port)`` pairs.
-
-    Raises ValueError saying which entry is wrong (sentinel addresses are not secret).
-    """
-    addresses = []
-    for entry in (part.strip() for part in value.split(",")):
-        if not entry:
-            continue
-        if "@" in entry or "/" in entry:
-            # Perhaps a URL with a password in it: not echoed.
-            raise ValueError(
-                "an entry is not plain host:port (a password goes in sentinel_password)"
-            )
-        host, sep, port = entry.rpartition(":")
-        host = host.removeprefix("[").removesuffix("]")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{entry!r} is not host:port (a port from 1 to 65535)")
-        addresses.append((host, int(port)))
-    if not addresses:
-        raise ValueError("names no sentinel (expected host:port, host:port, ...)")
-    return addresses
 
 
 def create_redis_client(config: RedisConfig) -> RedisClient:
@@ -128,7 +104,7 @@ def _sentinel_master(config: RedisConfig, options: dict[str, Any]) -> Redis:
         sentinel_options["ssl"] = True
         sentinel_options.update({k: v for k, v in from_url.items() if k.startswith("ssl_")})
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves __init__ untyped
-        parse_sentinels(config.sentinels), sentinel_kwargs=sentinel_options
+        list(config.sentinels), sentinel_kwargs=sentinel_options
     )
     # As in redis-py's from_url, options in the URL's query win over the ones given here.
     client: _SentinelMaster = sentinel.master_for(

@@ -76,7 +76,7 @@ from .events import NoTokenEvents, TokenEvents, Trigger
 from .lock import RefreshLock
 from .model import NewTokens, StoredPair
 from .oauth import TokenEndpointError, refresh_tokens
-from .store import TokenStore, new_write_id
+from .store import TokenStore, new_write_id, restore_if_lost
 
 __all__ = ["Refresher", "Trigger"]
 
@@ -274,12 +274,9 @@ class Refresher:
 
     async def _lock_or_newer(self, rejected: StoredPair, lock: RefreshLock) -> StoredPair | None:
         """One look: a newer stored pair, ``rejected`` if we just took the lock, or None."""
-        current = await self._store.load()
-        if current is not None and current.is_older_than(rejected):
-            # Redis failed over to a replica that had not seen the last write: the pair
-            # we hold is the newer one (and its refresh token the one still valid).
-            await self._store.restore(rejected)
-            return None
+        # Redis lost data (a restart, a failover to a replica that had not seen the last
+        # write): the pair we hold is then the newer one, its refresh token the valid one.
+        current = await restore_if_lost(self._store, rejected, await self._store.load())
         newer = self._newer(current, rejected)
         if newer is not None:
             return newer

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import secrets
 import time
@@ -35,7 +36,7 @@ from typing import Final, Protocol, cast
 from redis.asyncio.client import PubSub
 
 from ..config import Config
-from .cipher import SCHEME, PairCipher, parse_keys
+from .cipher import SCHEME, PairCipher
 from .errors import RedisErrors, StaleWrite, TokenStoreError, raise_if_cancelled
 from .lock import MemoryRefreshLock, RedisRefreshLock, RefreshLock
 from .model import NewTokens, StoredPair
@@ -49,7 +50,10 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "new_write_id",
+    "restore_if_lost",
 ]
+
+log = logging.getLogger("pandadoc_proxy.tokens")
 
 #: What :meth:`TokenStore.notices` yields first, once it listens: notices sent before that
 #: moment were missed, so the listener re-reads the pair once.
@@ -132,6 +136,27 @@ class TokenStore(Protocol):
         """Raise :class:`TokenStoreError` unless the store answers."""
 
     async def close(self) -> None: ...
+
+
+async def restore_if_lost(
+    store: TokenStore, held: StoredPair, stored: StoredPair | None
+) -> StoredPair | None:
+    """What the store holds, after writing ``held`` back if the store lost it.
+
+    The store lost a pair a process holds when it shows nothing (Redis restarted without
+    persistence) or an ancestor of it (a failover to a replica that had not seen the last
+    write): writing the held pair back (see :meth:`TokenStore.restore`) spares a person a new
+    authorization, and keeps a refresh from starting from a rolled-back refresh token. The one
+    policy for that, used by the token manager's reads and by the refresher's.
+    """
+    if not held.usable or (stored is not None and not stored.is_older_than(held)):
+        return stored
+    if await store.restore(held):
+        log.warning(
+            "the token store lost the current pair; wrote back the one this replica holds",
+            extra={"event": "token_restored", "version": held.version},
+        )
+    return await store.load()
 
 
 def new_lineage() -> str:
@@ -337,7 +362,7 @@ class RedisTokenStore:
         cls, config: Config, *, on_error: Callable[[], None] = lambda: None
     ) -> RedisTokenStore:
         """The store as ``config`` describes it: its Redis, key prefix and encryption keys."""
-        keys = parse_keys(config.tokens.encryption_keys)
+        keys = config.tokens.encryption_keys
         return cls(
             create_redis_client(config.redis),
             config.redis.key_prefix,
@@ -425,56 +450,37 @@ class RedisTokenStore:
     async def notices(self) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         pubsub = self._redis.pubsub()
-        heard = loop.time()
-        silent = False
-
-        async def watch() -> None:
-            """PING the subscription when it has been quiet; close it when even that gets
-            no answer, which wakes the read below."""
-            nonlocal silent
-            while True:
-                await asyncio.sleep(_NOTICE_PING_AFTER_S)
-                if loop.time() - heard > _NOTICE_DEAD_AFTER_S:
-                    silent = True
-                    await _close_quietly(pubsub)
-                    return
-                if loop.time() - heard > _NOTICE_PING_AFTER_S:
-                    with contextlib.suppress(Exception):
-                        await pubsub.ping()
-
-        watchdog: asyncio.Task[None] | None = None
         try:
             with self._errors:
                 await pubsub.subscribe(self.notice_channel)
             raise_if_cancelled()
-            watchdog = asyncio.create_task(watch(), name="token-notices-watchdog")
+            heard = loop.time()
+            pinged = False
             while True:
-                # A read without a timeout: redis-py's timed reads can swallow a
-                # cancellation on Python 3.11 (asyncio.timeout's uncancel race), which would
-                # keep this loop alive through a shutdown. The watchdog bounds the wait.
-                try:
-                    with self._errors:
-                        message = await pubsub.get_message(timeout=None)
-                except Exception:
-                    if silent:
-                        self._errors.on_error()
-                        raise TokenStoreError(
-                            "Redis: the notice subscription went silent"
-                        ) from None
-                    raise
-                raise_if_cancelled()
-                # Anything at all (the answer to a PING included) proves the connection alive.
-                heard = loop.time()
+                # One task owns the subscription's connection, reads and pings included:
+                # closing it from another task would hand it back to the pool while this one
+                # may still reconnect it, and two coroutines would then read one socket.
+                with self._errors:
+                    message = await pubsub.get_message(timeout=1.0)
+                raise_if_cancelled()  # redis-py's timed reads can swallow a cancellation.
+                now = loop.time()
                 if message is None:
+                    if now - heard > _NOTICE_DEAD_AFTER_S:
+                        self._errors.on_error()
+                        raise TokenStoreError("Redis: the notice subscription went silent")
+                    if now - heard > _NOTICE_PING_AFTER_S and not pinged:
+                        with self._errors:
+                            await pubsub.ping()
+                        pinged = True
                     continue
+                # Anything at all (the answer to a PING included) proves the connection alive.
+                heard, pinged = now, False
                 if message["type"] == "subscribe":
                     # Also after redis-py reconnected and subscribed again on its own.
                     yield SUBSCRIBED
                 elif message["type"] == "message":
                     yield str(message["data"])
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
             await _close_quietly(pubsub)
 
     async def ping(self) -> None:
