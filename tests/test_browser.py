@@ -37,6 +37,7 @@ SCREENSHOTS = (
     "05-callback-reloaded.png",
 )
 DENIED = "06-pandadoc-denied.png"
+OTHER_HOST = "07-status-on-another-host.png"
 
 NOT_CONNECTED = re.compile(r"not connected", re.IGNORECASE)
 CONNECT = "Connect to PandaDoc"
@@ -194,3 +195,36 @@ async def test_denying_on_pandadoc_leaves_the_proxy_unconnected(
         await page.goto(f"{proxy_url}/_proxy/")
         await expect(page.locator("body")).to_contain_text(NOT_CONNECTED)
         await expect(connect_button(page)).to_be_visible()
+
+
+async def test_connecting_from_a_page_opened_on_another_host_still_works(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    emulator: Emulator,
+    redis_url: str,
+    key_prefix: str,
+    store: RedisTokenStore,
+) -> None:
+    # Issue 17: the demo's status page opened at localhost while the redirect URI names
+    # 127.0.0.1; the cookie set for localhost never came back, and the callback refused.
+    require_browser()
+    from playwright.async_api import expect
+
+    clear_artifacts("other-host", OTHER_HOST)
+    proxy_url = await start_unconnected_proxy(
+        aiohttp_server, emulator, redis_url, key_prefix, store
+    )
+    as_localhost = proxy_url.replace("127.0.0.1", "localhost")
+    async with chromium_page("other-host") as page:
+        await page.goto(f"{as_localhost}/_proxy/")
+        await expect(page.locator("body")).to_contain_text("Connect from")
+        await page.screenshot(path=artifact(OTHER_HOST))
+        await connect_button(page).click()
+        await page.wait_for_url(f"{emulator.url}/oauth2/authorize?**")
+        async with page.expect_navigation(url=f"{proxy_url}/_proxy/oauth/callback?**") as nav:
+            await page.get_by_role("button", name="Authorize", exact=True).click()
+        callback = await nav.value
+        assert callback is not None
+        assert callback.status == 200, await callback.text()
+    stored = await store.load()
+    assert stored is not None
+    assert stored.usable

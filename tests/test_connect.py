@@ -99,6 +99,38 @@ async def test_the_status_page_says_not_connected_and_offers_to_connect(
     assert "/_proxy/oauth/authorize" in page
 
 
+async def test_the_status_page_opened_on_another_host_connects_from_the_redirect_uri_s_host(
+    make_browser: MakeBrowser,
+) -> None:
+    # The redirect URI names 127.0.0.1; the page is opened as localhost (as the demo's curl
+    # lines say). The state cookie set on localhost would never reach 127.0.0.1's callback.
+    browser = await make_browser()
+    response = await browser.get(f"http://localhost:{browser.server.port}/_proxy/")
+    page = await response.text()
+    assert response.status == 200
+    assert "Connect from" in page
+    assert f"href='{browser.base}/_proxy/oauth/authorize'" in page
+    same_host = await (await browser.get("/_proxy/")).text()
+    assert "Connect from" not in same_host
+    assert "href='/_proxy/oauth/authorize'" in same_host
+
+
+async def test_a_callback_without_the_sign_in_cookie_says_where_to_start_again(
+    make_browser: MakeBrowser, store: RedisTokenStore
+) -> None:
+    browser = await make_browser()
+    # Started on localhost: the cookie belongs to localhost, PandaDoc returns to 127.0.0.1.
+    started = await browser.get(f"http://localhost:{browser.server.port}/_proxy/oauth/authorize")
+    assert started.status == 302
+    callback = await approve(browser, started.headers["Location"])
+    response = await browser.get(callback)
+    page = await response.text()
+    assert response.status == 400
+    assert "did not send back the sign-in cookie" in page
+    assert f"{browser.base}/_proxy/" in page
+    assert await store.load() is None
+
+
 async def test_the_status_page_shows_expiry_and_last_refresh_but_never_the_token(
     make_browser: MakeBrowser, connected: StoredPair
 ) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -79,11 +80,20 @@ async def callback(request: web.Request) -> web.Response:
     except TokenStoreError:
         return _failure(503, "The token store (Redis) is unreachable; try again in a moment.")
     nonce = request.cookies.get(_COOKIE, "")
-    if binding is None or not hmac.compare_digest(_binding(nonce), binding):
+    if binding is None or not nonce or not hmac.compare_digest(_binding(nonce), binding):
         log.warning(
             "connect refused: unknown, reused or foreign state",
             extra={"event": "connect_bad_state"},
         )
+        if binding is not None and not nonce:
+            # A live state, but this browser sent no cookie: the flow was most likely started
+            # on another host name than this one (cookies are per host).
+            return _failure(
+                400,
+                "Your browser did not send back the sign-in cookie, so this answer cannot be "
+                f"tied to it: the connection was probably started on another address than "
+                f"{request.host}. Start again from {_status_page_on(request)}.",
+            )
         return _failure(
             400,
             "This sign-in link is not valid any more (it was already used, has expired, or was "
@@ -124,6 +134,12 @@ async def callback(request: web.Request) -> web.Response:
     )
     response.del_cookie(_COOKIE, path="/_proxy/oauth/")
     return response
+
+
+def _status_page_on(request: web.Request) -> str:
+    """The status page on the host the callback is on (``oauth.redirect_uri``'s)."""
+    redirect = urlsplit(request.app[CONFIG].oauth.redirect_uri)
+    return f"{redirect.scheme}://{redirect.netloc}/_proxy/"
 
 
 def _failure(status: int, message: str, *, title: str = "Connection failed") -> web.Response:

@@ -7,9 +7,11 @@ token.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
-from ..keys import REPLICA_ID, TOKENS
+from ..keys import CONFIG, REPLICA_ID, TOKENS
 from ..moments import describe_moment
 from ..tokens import StoredPair, TokenStoreError
 from ..tokens.model import authorization_state
@@ -77,12 +79,37 @@ async def status_page(request: web.Request) -> web.Response:
     rows.append(("This replica", replica))
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
     button = "Connect to PandaDoc" if pair is None or not pair.usable else "Reconnect"
+    connect_from, elsewhere = _connect_origin(request)
     body = (
         "<h1>pandadoc-proxy</h1>"
         f"<p><span class='state {css}'>{label}</span></p><p>{explanation}</p>"
-        f"<table>{table}</table>"
-        f"<p><a class=button href='/_proxy/oauth/authorize'>{button}</a></p>"
+        f"<table>{table}</table>{elsewhere}"
+        f"<p><a class=button href='{escape(connect_from)}/_proxy/oauth/authorize'>{button}</a></p>"
         "<p class=note>Connecting opens PandaDoc's consent page; after you approve, PandaDoc "
         "sends you back here and every replica uses the new token.</p>"
     )
     return html_page("Status", body)
+
+
+def _connect_origin(request: web.Request) -> tuple[str, str]:
+    """Where the Connect button must lead, and a note when that is not this page's host.
+
+    The connect flow binds its ``state`` to the browser with a cookie (contract section 3), set
+    by ``/_proxy/oauth/authorize`` and read back by the callback at ``oauth.redirect_uri``. A
+    browser sends a cookie only to the host that set it: started on ``localhost`` while the
+    redirect URI names ``127.0.0.1`` (or the service's DNS name, reached here through a
+    tunnel), the callback gets no cookie and refuses. So the button starts the flow on the
+    redirect URI's own host, and the page says why.
+    """
+    redirect = urlsplit(request.app[CONFIG].oauth.redirect_uri)
+    if redirect.netloc.lower() == request.host.lower():
+        return "", ""
+    origin = f"{redirect.scheme}://{redirect.netloc}"
+    note = (
+        "<p class=note><strong>Connect from "
+        f"<a href='{escape(origin)}/_proxy/'>{escape(origin)}</a></strong>: PandaDoc sends "
+        f"you back to {escape(origin)} (<code>oauth.redirect_uri</code>), and your browser "
+        f"keeps the sign-in cookie only for the host that set it, so the button below starts "
+        f"there rather than on {escape(request.host)}.</p>"
+    )
+    return origin, note
